@@ -1,0 +1,1 @@
+"""The online service (FastAPI): sessions in Redis, FAISS retrieval, model hot swap."""

@@ -1,0 +1,1 @@
+"""The algorithms as pure code: no files, no network, no Redis."""

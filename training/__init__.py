@@ -1,0 +1,1 @@
+"""Everything offline: data, batching, training loops, evaluation, checkpoints, the CLI."""

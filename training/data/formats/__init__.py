@@ -1,0 +1,1 @@
+"""One module per on-disk format; each returns a ``Dataset``."""
