@@ -1,5 +1,9 @@
 """The ``nextitem`` command line (typer). Each command group lives in its own module.
 
+Every module of this package named ``*_cmd.py`` is imported at start-up and
+registers its commands on ``app`` (or on ``train_app`` for ``nextitem train
+MODEL``), so a new model family adds a module and touches nothing else.
+
 ``main`` turns the errors a user can fix (missing dataset, malformed file,
 unknown format or parameter) into one red line and exit code 2, not a traceback.
 """
@@ -23,8 +27,20 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 
-# Command modules register themselves on ``app`` when imported.
-from training.cli import data_cmd, evaluate_cmd, serve_cmd  # noqa: E402, F401
+train_app = typer.Typer(help="Train a model and write a checkpoint.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.endswith("_cmd"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_register_commands()
 
 
 def main() -> None:

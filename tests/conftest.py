@@ -1,0 +1,67 @@
+"""Shared fixtures.
+
+Redis: tests that need it take the ``redis_url`` fixture. Each test run uses
+its own key prefix on the shared server (and never FLUSHes it: other runs may
+be using the same server); its keys are deleted afterwards. When no Redis
+answers, those tests fail under CI (``CI=true``) and are skipped, loudly,
+everywhere else, so a laptop without Redis still runs the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from training.paths import data_dir
+
+REDIS_URL = os.environ.get("NEXTITEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _redis_answers(REDIS_URL):
+        message = f"no Redis answers at {REDIS_URL}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}: Redis tests must run in CI", pytrace=False)
+        warnings.warn(f"SKIPPING Redis tests: {message}", stacklevel=1)
+        pytest.skip(message)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test; every key under it is deleted afterwards."""
+    import redis
+
+    prefix = f"nextitem-test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def shared_data_present(*folders: str) -> bool:
+    root = data_dir()
+    return all((root / f).exists() for f in folders)
+
+
+needs_shared_data = pytest.mark.skipif(
+    not shared_data_present("diginetica-srgnn", "yoochoose-100k", "ml-100k"),
+    reason="the shared datasets are not present (set NEXTITEM_DATA_DIR)",
+)
