@@ -80,8 +80,10 @@ class ItemKNN:
         self.self_similarity = self_similarity
 
     def fit(self, items: np.ndarray, offsets: np.ndarray, n_items: int) -> ItemKNN:
+        # Copies: scipy sorts indices in place, which would reorder the caller's events.
         x = sp.csr_matrix(
-            (np.ones(len(items), np.float32), items, offsets), shape=(len(offsets) - 1, n_items)
+            (np.ones(len(items), np.float32), items.copy(), offsets.copy()),
+            shape=(len(offsets) - 1, n_items),
         )
         x.sum_duplicates()
         x.data[:] = 1.0

@@ -41,6 +41,11 @@ class Sessions:
                 raise ValueError(f"{name} has {len(arr)} entries for {len(self.items)} events")
         if self.keys is not None and len(self.keys) != self.n_sessions:
             raise ValueError("keys must have one entry per session")
+        # Loaded datasets are cached and shared: make accidental in-place edits
+        # (e.g. scipy sorting CSR indices) fail loudly instead of corrupting them.
+        for arr in (self.items, self.offsets, self.times, self.values, self.keys):
+            if arr is not None:
+                arr.flags.writeable = False
 
     @property
     def n_sessions(self) -> int:
@@ -81,13 +86,8 @@ class Sessions:
 
     def filter_events(self, keep: np.ndarray) -> Sessions:
         """Drop events where ``keep`` is False; rows keep their place (they may become empty)."""
-        counts = (
-            np.add.reduceat(keep.astype(np.int64), self.offsets[:-1]) if self.n_events else None
-        )
-        if counts is None:
-            return self
-        # reduceat gives a wrong count for empty rows (it returns the next element): fix them.
-        counts[self.lengths == 0] = 0
+        kept_before = np.r_[0, np.cumsum(keep, dtype=np.int64)]
+        counts = kept_before[self.offsets[1:]] - kept_before[self.offsets[:-1]]
         offsets = np.zeros(self.n_sessions + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         return Sessions(
@@ -111,7 +111,10 @@ class Sessions:
             if binary or self.values is None
             else self.values.astype(np.float32)
         )
-        m = sp.csr_matrix((data, self.items, self.offsets), shape=(self.n_sessions, n_items))
+        # Copies: scipy sorts indices in place, which would reorder our events.
+        m = sp.csr_matrix(
+            (data, self.items.copy(), self.offsets.copy()), shape=(self.n_sessions, n_items)
+        )
         m.sum_duplicates()
         if binary:
             m.data[:] = 1.0
