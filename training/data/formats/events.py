@@ -51,14 +51,20 @@ def to_unix_seconds(values: pd.Series, path: Path, column: str) -> np.ndarray:
         t = values.to_numpy(dtype=np.float64)
     else:
         as_num = pd.to_numeric(values, errors="coerce")
-        if as_num.notna().all():
+        if as_num.notna().any():  # a numeric column with a bad entry: name it
+            bad = as_num.isna().to_numpy()
+            if bad.any():
+                row = int(bad.argmax())
+                raise MalformedFile(
+                    path, row + 2, f"column {column!r}: not a time: {values.iloc[row]!r}"
+                )
             t = as_num.to_numpy(dtype=np.float64)
         else:
-            parsed = pd.to_datetime(values, errors="coerce", utc=True)
+            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
             if parsed.isna().any():
                 row = int(parsed.isna().to_numpy().argmax())
                 raise MalformedFile(
-                    path, row + 2, f"column {column!r}: not a time: {values.iloc[row]!r}"
+                    path, row + 2, f"column {column!r}: not an ISO 8601 time: {values.iloc[row]!r}"
                 )
             return datetimes_to_seconds(parsed)
     if len(t) and np.nanmax(t) > 1e11:
