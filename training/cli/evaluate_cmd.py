@@ -1,9 +1,18 @@
-"""``nextitem evaluate``: score a model with the next-item protocol."""
+"""``nextitem evaluate``: score a model with the protocol that fits it.
+
+The command gathers every option into ``EvaluateArgs`` and hands it to the
+runner registered for ``--model``. Baselines are registered here; model
+families register their own runners from their ``*_cmd`` modules with
+``register_runner``, so adding a model touches nothing in this file.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -18,6 +27,43 @@ from training.report import record, write_json
 
 console = Console()
 
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    model: str
+    dataset: str
+    ks: tuple[int, ...]
+    ties: str
+    params: dict[str, Any]
+    train_part: str
+    test_part: str
+    batch_size: int
+    checkpoint: Path | None = None
+    aggregator: str = "max"
+    lambdas: tuple[float, ...] = (0.0,)
+    split_file: Path | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Runner = Callable[[EvaluateArgs], dict[str, Any]]
+RUNNERS: dict[str, Runner] = {}
+
+
+def register_runner(model: str, runner: Runner) -> None:
+    """Make ``nextitem evaluate --model MODEL`` call ``runner``; it returns the JSON record."""
+    RUNNERS[model] = runner
+
+
+def print_metrics(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+
+
 BASELINES = {
     "pop": (Pop, set()),
     "spop": (SessionPop, set()),
@@ -25,71 +71,95 @@ BASELINES = {
 }
 
 
-def parse_ks(values: list[str]) -> tuple[int, ...]:
-    ks = []
+def run_baseline(args: EvaluateArgs) -> dict[str, Any]:
+    cls, known = BASELINES[args.model]
+    check_known(args.params, known, args.model)
+    t0 = time.perf_counter()
+    ds = load_dataset(args.dataset)
+    if ds.kind != "session":
+        raise ParamError(f"{args.dataset} is {ds.kind} data; the next-item protocol needs sessions")
+    t1 = time.perf_counter()
+    train = ds.part(args.train_part)
+    scorer = cls(**args.params).fit(train.items, train.offsets, ds.n_items)
+    t2 = time.perf_counter()
+    task = NextItemTask.from_dataset(ds, args.test_part)
+    metrics, eval_seconds = evaluate_next_item(
+        scorer, task, ks=args.ks, ties=args.ties, batch_size=args.batch_size
+    )
+    print_metrics(
+        f"{args.model} on {ds.name}: {len(task):,} predictions, {ds.n_items:,} items, "
+        f"ties {args.ties}",
+        metrics,
+    )
+    return record(
+        model=args.model,
+        dataset=ds,
+        protocol="next-item",
+        params={**args.params, "ties": args.ties, "k": list(args.ks)},
+        metrics=metrics,
+        seconds={"load": t1 - t0, "fit": t2 - t1, "evaluate": eval_seconds},
+        split={"train": args.train_part, "test": args.test_part, "predictions": len(task)},
+    )
+
+
+for _name in BASELINES:
+    register_runner(_name, run_baseline)
+
+
+def parse_numbers(values: list[str], kind: type, option: str) -> tuple:
+    out = []
     for v in values:
         for piece in v.split(","):
             try:
-                ks.append(int(piece))
+                out.append(kind(piece))
             except ValueError:
-                raise ParamError(f"--k takes whole numbers, got {piece!r}") from None
-    if any(k < 1 for k in ks):
-        raise ParamError("--k must be at least 1")
-    return tuple(sorted(set(ks)))
+                raise ParamError(f"{option} takes {kind.__name__} values, got {piece!r}") from None
+    return tuple(out)
 
 
 @app.command()
 def evaluate(
-    model: str = typer.Option(..., help=f"one of {', '.join(BASELINES)}"),
+    model: str = typer.Option(..., help="pop, spop, itemknn, or a trained model kind"),
     dataset: str = typer.Option(..., help="registered name or FORMAT:PATH"),
     k: list[str] = typer.Option(["20"], help="cut-offs, e.g. --k 5,10,20"),
     ties: str = typer.Option("standard", help=f"tie handling: {', '.join(TIE_MODES)}"),
-    params: str = typer.Option("", help="model parameters k=v,k=v"),
+    params: str = typer.Option("", help="model parameters k=v,k=v or a TOML file"),
     train_part: str = typer.Option("train", help="part to fit on"),
     test_part: str = typer.Option("test", help="part to evaluate on"),
     batch_size: int = typer.Option(64, min=1),
+    checkpoint: Path | None = typer.Option(None, help="a checkpoint directory to evaluate"),
+    aggregator: str = typer.Option("max", help="multi-interest aggregation: max | greedy"),
+    lam: list[str] = typer.Option(["0"], "--lambda", help="greedy weights, e.g. 0,0.05,0.1"),
+    split_file: Path | None = typer.Option(None, help="user split TSV (multi-interest)"),
+    seed: int = typer.Option(0, help="seed for splits and sampling"),
     json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
 ) -> None:
-    """Next-item protocol: every target of the test part ranked against ALL items."""
-    if model not in BASELINES:
-        raise ParamError(f"unknown model {model!r}; choose one of {', '.join(BASELINES)}")
+    """Evaluate a model on a dataset with the protocol that fits it (all items ranked)."""
+    if model not in RUNNERS:
+        raise ParamError(f"unknown model {model!r}; choose one of {', '.join(sorted(RUNNERS))}")
     if ties not in TIE_MODES:
         raise ParamError(f"unknown tie mode {ties!r}; choose one of {', '.join(TIE_MODES)}")
-    ks = parse_ks(k)
-    cls, known = BASELINES[model]
-    model_params = parse_params(params)
-    check_known(model_params, known, model)
-
-    t0 = time.perf_counter()
-    ds = load_dataset(dataset)
-    if ds.kind != "session":
-        raise ParamError(f"{dataset} is {ds.kind} data; the next-item protocol needs session data")
-    t1 = time.perf_counter()
-    train = ds.part(train_part)
-    scorer = cls(**model_params).fit(train.items, train.offsets, ds.n_items)
-    t2 = time.perf_counter()
-    task = NextItemTask.from_dataset(ds, test_part)
-    metrics, eval_seconds = evaluate_next_item(
-        scorer, task, ks=ks, ties=ties, batch_size=batch_size
+    if aggregator not in ("max", "greedy"):
+        raise ParamError(f"unknown aggregator {aggregator!r}; choose max or greedy")
+    ks = tuple(sorted(set(parse_numbers(k, int, "--k"))))
+    if any(x < 1 for x in ks):
+        raise ParamError("--k must be at least 1")
+    args = EvaluateArgs(
+        model=model,
+        dataset=dataset,
+        ks=ks,
+        ties=ties,
+        params=parse_params(params),
+        train_part=train_part,
+        test_part=test_part,
+        batch_size=batch_size,
+        checkpoint=checkpoint,
+        aggregator=aggregator,
+        lambdas=parse_numbers(lam, float, "--lambda"),
+        split_file=split_file,
+        seed=seed,
     )
-
-    table = Table(
-        title=f"{model} on {ds.name} ({len(task):,} predictions, {ds.n_items:,} items, ties {ties})"
-    )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
+    rec = RUNNERS[model](args)
     if json_out:
-        rec = record(
-            model=model,
-            dataset=ds,
-            protocol="next-item",
-            params={**model_params, "ties": ties, "k": list(ks)},
-            metrics=metrics,
-            seconds={"load": t1 - t0, "fit": t2 - t1, "evaluate": eval_seconds},
-            split={"train": train_part, "test": test_part, "predictions": len(task)},
-        )
         write_json(json_out, rec)
         console.print(f"wrote {json_out}")
