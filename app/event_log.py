@@ -1,0 +1,94 @@
+"""The durable, append-only log of every event: what the next training run learns from.
+
+Redis path: the stream ``<prefix>:events``, written by the session store's
+ingest script in the same round trip as the session's item list (so an event
+is acknowledged only once it is in the log). Embedded path: a JSON-lines file,
+appended and flushed before the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    session_id: str
+    item_id: str
+    ts: float
+    event_type: str
+    event_id: str | None = None
+
+
+def stream_key(prefix: str) -> str:
+    return f"{prefix}:events"
+
+
+class FileEventLog:
+    """JSON lines, one event per line, appended under a lock and flushed to the OS.
+
+    ``fsync=True`` also forces every append to disk (safe against power loss, slower).
+    """
+
+    def __init__(self, path: Path, fsync: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def append(self, events: Iterable[LoggedEvent]) -> None:
+        lines = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in events)
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+
+    def read(self) -> list[LoggedEvent]:
+        with self.path.open(encoding="utf-8") as f:
+            return [LoggedEvent(**json.loads(line)) for line in f if line.strip()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class RedisEventLog:
+    """Reader of the event stream (the writer is the session store's ingest script)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.key = stream_key(prefix)
+
+    async def length(self) -> int:
+        return int(await self.client.xlen(self.key))
+
+    async def read(self, after: str = "-", count: int = 10_000) -> list[tuple[str, LoggedEvent]]:
+        """Entries after stream id ``after`` (exclusive; ``-`` = from the start)."""
+        start = "-" if after == "-" else f"({after}"
+        rows = await self.client.xrange(self.key, min=start, max="+", count=count)
+        return [(_text(entry_id), _event(fields)) for entry_id, fields in rows]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _event(fields: dict[Any, Any]) -> LoggedEvent:
+    f = {_text(k): _text(v) for k, v in fields.items()}
+    return LoggedEvent(
+        session_id=f["session"],
+        item_id=f["item"],
+        ts=float(f["ts"]),
+        event_type=f["type"],
+        event_id=f.get("event_id"),
+    )

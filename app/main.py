@@ -1,0 +1,95 @@
+"""The FastAPI application: ``create_app(settings)`` wires settings, store, model and routers.
+
+Run it with ``nextitem serve`` (or ``uvicorn app.main:create_app --factory``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.event_log import FileEventLog
+from app.metrics import Metrics
+from app.middleware import ServiceMiddleware
+from app.model_registry import ModelLoadError, ModelRegistry
+from app.routers import events, health, items, recommendations, sessions
+from app.scorer import Scorer
+from app.service import NoModel, Service
+from app.session_store import MemorySessionStore, RedisSessionStore, SessionStore, StoreUnavailable
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_store(settings: Settings) -> SessionStore:
+    if settings.redis_url is None:
+        return MemorySessionStore(
+            FileEventLog(settings.resolved_event_log_path),
+            ttl_seconds=settings.session_ttl_seconds,
+            max_items=settings.max_session_items,
+            event_id_ttl_seconds=settings.event_id_ttl_seconds,
+        )
+    return RedisSessionStore(
+        settings.redis_url,
+        prefix=settings.key_prefix,
+        ttl_seconds=settings.session_ttl_seconds,
+        max_items=settings.max_session_items,
+        event_id_ttl_seconds=settings.event_id_ttl_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    registry = ModelRegistry(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = make_store(settings)
+        scorer = Scorer(settings.search_batch_max)
+        try:
+            await asyncio.to_thread(registry.load_current)
+        except ModelLoadError as exc:
+            log.error("starting without a model: %s", exc)
+        app.state.service = Service(settings, store, registry, scorer, metrics)
+        try:
+            yield
+        finally:
+            scorer.close()
+            await store.close()
+
+    app = FastAPI(
+        title="nextitem",
+        summary="Session-based recommendations: events in, what-next out.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = registry
+    retry = {"Retry-After": str(settings.retry_after_seconds)}
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "session store unreachable; nothing was recorded, retry later"},
+            status_code=503,
+            headers=retry,
+        )
+
+    @app.exception_handler(NoModel)
+    async def _no_model(request: Request, exc: NoModel) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"no model is being served: {exc}"}, status_code=503, headers=retry
+        )
+
+    for module in (events, recommendations, sessions, items, health):
+        app.include_router(module.router)
+    app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app

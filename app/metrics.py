@@ -1,0 +1,48 @@
+"""Prometheus metrics of one app (its own registry, so several apps can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "nextitem_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        )
+        self.events = Counter(
+            "nextitem_events_total",
+            "events received, by outcome (logged, duplicate, unknown_item, rejected)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "nextitem_fallbacks_total",
+            "recommendations answered without the session's model state, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "nextitem_model_info",
+            "the model being served (value 1)",
+            ["version", "kind"],
+            registry=self.registry,
+        )
+        self.index_size = Gauge(
+            "nextitem_index_items", "items in the retrieval index", registry=self.registry
+        )
+        self.store_up = Gauge(
+            "nextitem_store_up",
+            "1 when the session store answered its last call",
+            registry=self.registry,
+        )
+
+    def serving(self, version: str, kind: str, index_size: int) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=version, kind=kind).set(1)
+        self.index_size.set(index_size)

@@ -1,0 +1,169 @@
+"""The serving model: the checkpoint named by ``CURRENT`` and its item index, behind one reference.
+
+A ``ServingModel`` is immutable and self-contained (model, item index, id maps,
+popularity order). A request takes the active one once and uses it to the end,
+so swapping models is a single reference assignment: requests in flight finish
+on the old model, new ones start on the new. A checkpoint that fails to load or
+to pass the load checks never replaces the model being served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from app.item_index import ItemIndex
+from app.settings import Settings
+from models.contract import SequenceModel
+from models.registry import build_model
+from training.checkpoint import CheckpointError, current_version, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(Exception):
+    """The requested checkpoint could not be loaded; the previous model (if any) keeps serving."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    version: str
+    kind: str
+    model: SequenceModel
+    index: ItemIndex
+    item_ids: list[Any]  # row -> external id as the catalog has it (int or str)
+    row_of: dict[str, int]  # external id as text -> row
+    categories: np.ndarray  # row -> category code, -1 = none
+    popularity: np.ndarray  # row -> training popularity
+    by_popularity: np.ndarray  # rows, most popular first
+    state_size: int
+    n_interests: int
+
+    def rows(self, item_ids: Sequence[str]) -> list[int]:
+        """Rows of the known items among ``item_ids`` (unknown ones are skipped), in order."""
+        get = self.row_of.get
+        return [r for r in (get(i) for i in item_ids) if r is not None]
+
+    def fold(self, state: torch.Tensor | None, rows: Sequence[int]) -> torch.Tensor:
+        """The state after clicking ``rows`` in order, from ``state`` (None = a new visit)."""
+        with torch.inference_mode():
+            s = self.model.init_state() if state is None else state
+            for r in rows:
+                s = self.model.step(s, r)
+            return s
+
+    def state_from_bytes(self, data: bytes | None) -> torch.Tensor | None:
+        if data is None or len(data) != 4 * self.state_size:
+            return None
+        return torch.from_numpy(np.frombuffer(data, np.float32).copy())
+
+    def queries(self, state: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.interests(state).detach().float().numpy()
+
+
+def load_serving_model(model_dir: Path, version: str, settings: Settings) -> ServingModel:
+    """Load, verify and check one checkpoint version; raises ``ModelLoadError``."""
+    try:
+        ckpt = load_checkpoint(model_dir / version)
+        model = build_model(ckpt.kind, ckpt.hyperparameters, ckpt.weights)
+    except (CheckpointError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"checkpoint {version}: {exc}") from exc
+    if hasattr(model, "eval"):
+        model.eval()
+    with torch.inference_mode():
+        vectors = model.item_vectors().detach().float().cpu().numpy()
+        state = model.init_state()
+        queries = model.interests(state)
+    n_items = len(ckpt.items)
+    if vectors.shape[0] != n_items or not np.isfinite(vectors).all():
+        raise ModelLoadError(
+            f"checkpoint {version}: {vectors.shape[0]} item vectors for {n_items} items, "
+            "or non-finite values"
+        )
+    if state.ndim != 1 or queries.ndim != 2 or queries.shape[1] != vectors.shape[1]:
+        raise ModelLoadError(
+            f"checkpoint {version}: state {tuple(state.shape)} / queries {tuple(queries.shape)} "
+            f"do not fit item vectors of dimension {vectors.shape[1]}"
+        )
+    items = ckpt.items
+    item_ids = items["item_id"].tolist()
+    if "category" in items:
+        codes, _ = pd.factorize(items["category"], use_na_sentinel=True)
+        categories = codes.astype(np.int64)
+    else:
+        categories = np.full(n_items, -1, np.int64)
+    popularity = items["popularity"].to_numpy(np.float64)
+    index = ItemIndex(
+        vectors,
+        kind=settings.index,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+        hnsw_ef_search=settings.hnsw_ef_search,
+        device=settings.index_device,
+    )
+    return ServingModel(
+        version=ckpt.version,
+        kind=ckpt.kind,
+        model=model,
+        index=index,
+        item_ids=item_ids,
+        row_of={str(i): r for r, i in enumerate(item_ids)},
+        categories=categories,
+        popularity=popularity,
+        by_popularity=np.argsort(-popularity, kind="stable"),
+        state_size=int(state.numel()),
+        n_interests=int(queries.shape[0]),
+    )
+
+
+class ModelRegistry:
+    """Holds the active ``ServingModel``; loads serialise, reads never wait."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_dir = settings.model_dir
+        self._active: ServingModel | None = None
+        self._load_lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def active(self) -> ServingModel | None:
+        return self._active
+
+    def load_current(self) -> ServingModel:
+        """Serve the version named by ``CURRENT`` (a no-op when it is already active)."""
+        version = current_version(self.model_dir)
+        if version is None:
+            self.last_error = f"no active checkpoint in {self.model_dir} (no CURRENT file)"
+            raise ModelLoadError(self.last_error)
+        return self.activate(version)
+
+    def activate(self, version: str) -> ServingModel:
+        """Load ``version`` and swap it in; on failure the previous model keeps serving."""
+        with self._load_lock:
+            active = self._active
+            if active is not None and active.version == version:
+                return active
+            try:
+                loaded = load_serving_model(self.model_dir, version, self.settings)
+            except (
+                Exception
+            ) as exc:  # any defect of a new checkpoint must leave the old one serving
+                if not isinstance(exc, ModelLoadError):
+                    exc = ModelLoadError(f"checkpoint {version}: {type(exc).__name__}: {exc}")
+                self.last_error = str(exc)
+                log.error("%s; still serving %s", exc, active.version if active else "nothing")
+                raise exc from None
+            self._active = loaded  # the swap: one reference assignment
+            self.last_error = None
+            log.info("serving model %s (%s)", loaded.version, loaded.kind)
+            return loaded

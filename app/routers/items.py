@@ -1,0 +1,33 @@
+"""Items near an item in the model's retrieval space."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from app.deps import ItemIdPath, ServiceDep, SettingsDep
+from app.schemas import Problem, Recommendations
+from app.service import UnknownItem
+
+router = APIRouter(prefix="/v1/items", tags=["items"])
+
+
+@router.get(
+    "/{item_id}/similar",
+    responses={404: {"model": Problem, "description": "item not in the model's catalog"}},
+)
+async def similar_items(
+    item_id: ItemIdPath,
+    service: ServiceDep,
+    settings: SettingsDep,
+    n: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> Recommendations:
+    if n > settings.max_n:
+        raise HTTPException(422, f"n must be at most {settings.max_n}")
+    try:
+        return await service.similar(item_id, n)
+    except UnknownItem:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"item {item_id!r} is not in the catalog"
+        ) from None

@@ -1,0 +1,52 @@
+"""Recommendations for a visit the service knows, or for a list of items sent by the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.deps import ServiceDep, SessionIdPath, SettingsDep
+from app.schemas import Problem, Recommendations, StatelessRequest
+from app.service import Query as RecQuery
+from app.settings import Settings
+
+router = APIRouter(tags=["recommendations"])
+
+_ERRORS = {
+    413: {"model": Problem, "description": "too many items in the request"},
+    503: {"model": Problem, "description": "no model loaded yet"},
+}
+
+
+def _query(settings: Settings, n: int, diversity: float, exclude_seen: bool) -> RecQuery:
+    if n > settings.max_n:
+        raise HTTPException(422, f"n must be at most {settings.max_n}")
+    return RecQuery(n=n, diversity=diversity, exclude_seen=exclude_seen)
+
+
+@router.get("/v1/sessions/{session_id}/recommendations", responses=_ERRORS)
+async def session_recommendations(
+    session_id: SessionIdPath,
+    service: ServiceDep,
+    settings: SettingsDep,
+    n: Annotated[int, Query(ge=1, le=1000)] = 20,
+    diversity: Annotated[float, Query(ge=0.0, le=10.0)] = 0.0,
+    exclude_seen: bool = True,
+) -> Recommendations:
+    """Top-n for the visit, from its model state; ``fallback`` says when popularity stood in."""
+    return await service.for_session(session_id, _query(settings, n, diversity, exclude_seen))
+
+
+@router.post("/v1/recommendations", responses=_ERRORS)
+async def stateless_recommendations(
+    body: StatelessRequest, service: ServiceDep, settings: SettingsDep
+) -> Recommendations:
+    """For shops that keep the visit themselves: the state is computed from ``items``."""
+    if len(body.items) > settings.max_request_items:
+        raise HTTPException(
+            413,
+            f"{len(body.items)} items; at most {settings.max_request_items} per request",
+        )
+    q = _query(settings, body.n, body.diversity, body.exclude_seen)
+    return await service.stateless(body.items, q)

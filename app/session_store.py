@@ -1,0 +1,297 @@
+"""Per-visit state: the item list is the truth, the model state is a cache of it (DESIGN.md 5).
+
+Ingestion only appends: the event goes to the log and its item to the
+session's list in one atomic step (one Redis round trip, a server-side
+script). The model state is folded forward with ``model.step`` over the items
+that arrived since it was computed when a recommendation needs it, and written
+back with a compare-and-set on the number of items it covers. Concurrent events
+of one session therefore cannot lose an update: appends are atomic, and a
+state write never replaces a state that covers more items.
+
+Redis layout: ``<prefix>:sess:<id>`` is a hash with ``n`` (items appended, all
+time), ``items`` (the most recent items, newline-terminated), ``t`` (last event
+time), and the cached state ``v`` (model version), ``s`` (float32 bytes), ``c``
+(how many of the ``n`` items it covers); ``<prefix>:eid:<event_id>`` remembers
+an event id for idempotent retries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.event_log import FileEventLog, LoggedEvent, stream_key
+
+
+class StoreUnavailable(Exception):
+    """The session store (Redis) cannot be reached; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    n_events: int
+    items: list[str]  # the most recent min(n_events, max_session_items) items, oldest first
+    last_event: float | None
+    state: bytes | None = None
+    state_version: str | None = None
+    state_covers: int = 0
+
+
+class SessionStore(Protocol):
+    async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
+        """Log and append events in order; per event True = logged now, False = duplicate id."""
+        ...
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def save_state(self, session_id: str, version: str, state: bytes, covers: int) -> bool:
+        """Store a state unless the session is gone or already holds one covering as much."""
+        ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+# One call appends a whole batch. KEYS: stream, then (session key, event-id key) per event.
+# ARGV: ttl, max items, event-id ttl, then (session, item, ts, type, event_id or "") per event.
+_INGEST = """
+local ttl, cap, eid_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for e = 1, (#KEYS - 1) / 2 do
+  local skey, dkey, a = KEYS[2 * e], KEYS[2 * e + 1], 3 + (e - 1) * 5
+  local sid, item, ts, etype, eid = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local fresh = 1
+  if eid ~= '' and not redis.call('SET', dkey, '1', 'NX', 'EX', eid_ttl) then fresh = 0 end
+  if fresh == 1 then
+    if eid == '' then
+      redis.call('XADD', KEYS[1], '*', 'session', sid, 'item', item, 'ts', ts, 'type', etype)
+    else
+      redis.call('XADD', KEYS[1], '*', 'session', sid, 'item', item, 'ts', ts, 'type', etype,
+                 'event_id', eid)
+    end
+    local n = redis.call('HINCRBY', skey, 'n', 1)
+    local items = (redis.call('HGET', skey, 'items') or '') .. item .. '\\n'
+    if n > cap then
+      local count = select(2, string.gsub(items, '\\n', ''))
+      while count > cap do
+        items = string.sub(items, string.find(items, '\\n', 1, true) + 1)
+        count = count - 1
+      end
+    end
+    redis.call('HSET', skey, 'items', items, 't', ts)
+    redis.call('EXPIRE', skey, ttl)
+  end
+  out[e] = fresh
+end
+return out
+"""
+
+# Compare-and-set of the cached state. KEYS: session key; ARGV: version, state, covers.
+_SAVE_STATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('HMGET', KEYS[1], 'v', 'c')
+if cur[1] == ARGV[1] and tonumber(cur[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2], 'c', ARGV[3])
+return 1
+"""
+
+_FIELDS = ("n", "items", "t", "v", "s", "c")
+
+
+def _split_items(text: bytes | None) -> list[str]:
+    return text.decode().split("\n")[:-1] if text else []
+
+
+class RedisSessionStore:
+    """Sessions and the event stream in Redis; every Redis failure becomes ``StoreUnavailable``."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        ttl_seconds: int,
+        max_items: int,
+        event_id_ttl_seconds: int,
+        timeout_seconds: float = 0.5,
+    ) -> None:
+        # One immediate retry: after a Redis restart the first command on a pooled
+        # connection fails, and the retry reconnects, so recovery needs no action.
+        self.client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 1),
+            max_connections=256,
+        )
+        self.prefix = prefix
+        self.ttl = ttl_seconds
+        self.max_items = max_items
+        self.eid_ttl = event_id_ttl_seconds
+        self.stream = stream_key(prefix)
+        self._ingest = self.client.register_script(_INGEST)
+        self._save_state = self.client.register_script(_SAVE_STATE)
+
+    def key(self, session_id: str) -> str:
+        return f"{self.prefix}:sess:{session_id}"
+
+    def _event_id_key(self, event_id: str | None) -> str:
+        return f"{self.prefix}:eid:{event_id or ''}"
+
+    async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
+        keys = [self.stream]
+        args: list[str | int | float] = [self.ttl, self.max_items, self.eid_ttl]
+        for e in events:
+            keys += [self.key(e.session_id), self._event_id_key(e.event_id)]
+            args += [e.session_id, e.item_id, repr(e.ts), e.event_type, e.event_id or ""]
+        try:
+            fresh = await self._ingest(keys=keys, args=args)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [bool(f) for f in fresh]
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        try:
+            n, items, t, v, s, c = await self.client.hmget(self.key(session_id), _FIELDS)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if n is None:
+            return None
+        return SessionRecord(
+            n_events=int(n),
+            items=_split_items(items),
+            last_event=float(t) if t is not None else None,
+            state=s,
+            state_version=v.decode() if v is not None else None,
+            state_covers=int(c) if c is not None else 0,
+        )
+
+    async def save_state(self, session_id: str, version: str, state: bytes, covers: int) -> bool:
+        try:
+            done = await self._save_state(
+                keys=[self.key(session_id)], args=[version, state, covers]
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return bool(done)
+
+    async def delete(self, session_id: str) -> bool:
+        try:
+            return bool(await self.client.delete(self.key(session_id)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+@dataclass
+class _MemorySession:
+    n: int = 0
+    items: list[str] = field(default_factory=list)
+    t: float | None = None
+    v: str | None = None
+    s: bytes | None = None
+    c: int = 0
+    expires: float = 0.0
+
+
+class MemorySessionStore:
+    """The embedded store: sessions in a dict, events in an append-only local file.
+
+    Same semantics as the Redis store, for one process. Expired sessions and
+    event ids are dropped lazily on access and by a sweep at most once a second.
+    """
+
+    def __init__(
+        self,
+        log: FileEventLog,
+        ttl_seconds: int,
+        max_items: int,
+        event_id_ttl_seconds: int,
+        clock=time.monotonic,
+    ) -> None:
+        self.log = log
+        self.ttl = ttl_seconds
+        self.max_items = max_items
+        self.eid_ttl = event_id_ttl_seconds
+        self.clock = clock
+        self._sessions: dict[str, _MemorySession] = {}
+        self._event_ids: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
+        self._event_ids = {k: t for k, t in self._event_ids.items() if t > now}
+
+    def _live(self, session_id: str, now: float) -> _MemorySession | None:
+        s = self._sessions.get(session_id)
+        return s if s is not None and s.expires > now else None
+
+    async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
+        with self._lock:
+            now = self.clock()
+            self._sweep(now)
+            fresh: list[bool] = []
+            for e in events:
+                ok = e.event_id is None or self._event_ids.get(e.event_id, 0.0) <= now
+                if ok and e.event_id is not None:
+                    self._event_ids[e.event_id] = now + self.eid_ttl
+                fresh.append(ok)
+            self.log.append(e for e, ok in zip(events, fresh, strict=True) if ok)
+            for e, ok in zip(events, fresh, strict=True):
+                if not ok:
+                    continue
+                s = self._live(e.session_id, now) or _MemorySession()
+                s.n += 1
+                s.items = [*s.items, e.item_id][-self.max_items :]
+                s.t = e.ts
+                s.expires = now + self.ttl
+                self._sessions[e.session_id] = s
+            return fresh
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        with self._lock:
+            s = self._live(session_id, self.clock())
+            if s is None:
+                return None
+            return SessionRecord(s.n, list(s.items), s.t, s.s, s.v, s.c)
+
+    async def save_state(self, session_id: str, version: str, state: bytes, covers: int) -> bool:
+        with self._lock:
+            s = self._live(session_id, self.clock())
+            if s is None or (s.v == version and s.c >= covers):
+                return False
+            s.v, s.s, s.c = version, state, covers
+            return True
+
+    async def delete(self, session_id: str) -> bool:
+        with self._lock:
+            s = self._sessions.pop(session_id, None)
+            return s is not None and s.expires > self.clock()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,63 @@
+"""One ``Settings`` object for the service, read from ``NEXTITEM_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration. Unset ``redis_url`` means the embedded, single-process default."""
+
+    model_config = SettingsConfigDict(env_prefix="NEXTITEM_", extra="ignore")
+
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db; unset = in-process sessions and a local event log"
+    )
+    model_dir: Path = Field(Path("models_store"), description="checkpoints and their CURRENT file")
+    event_log_path: Path | None = Field(
+        None, description="embedded event log (JSON lines); default <model_dir>/event-log.jsonl"
+    )
+    key_prefix: str = Field("nextitem", min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+    session_ttl_seconds: int = Field(1800, ge=1, description="idle sessions expire after this")
+    event_id_ttl_seconds: int = Field(
+        86_400, ge=1, description="how long an event_id is remembered"
+    )
+    max_session_items: int = Field(
+        50, ge=1, le=10_000, description="recent items kept per session (state rebuilds, exclusion)"
+    )
+    max_batch_events: int = Field(1000, ge=1, description="events per POST /v1/events/batch")
+    max_request_items: int = Field(200, ge=1, description="items per stateless request")
+    max_n: int = Field(100, ge=1, le=1000, description="largest n a caller may ask for")
+    max_body_bytes: int = Field(512 * 1024, ge=1024, description="larger bodies get 413")
+    diversity_pool: int = Field(
+        3, ge=1, le=20, description="with diversity > 0, retrieve this many times n per interest"
+    )
+    index: Literal["flat", "hnsw"] = Field("flat", description="flat = exact inner product")
+    hnsw_m: int = Field(32, ge=4, le=128)
+    hnsw_ef_construction: int = Field(200, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    index_device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto = GPU when faiss-gpu sees one"
+    )
+    search_batch_max: int = Field(
+        64, ge=1, description="concurrent requests scored in one index search (1 = no batching)"
+    )
+    redis_timeout_seconds: float = Field(0.5, gt=0)
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def resolved_event_log_path(self) -> Path:
+        return self.event_log_path or self.model_dir / "event-log.jsonl"
