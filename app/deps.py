@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 
 from app.schemas import _ID_PATTERN
 from app.service import Service
@@ -23,3 +24,19 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+
+
+def check_n(n: int, settings: Settings, where: str = "query") -> None:
+    """``n`` above the configured ``max_n`` fails like any other validation error (422)."""
+    if n > settings.max_n:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": (where, "n"),
+                    "msg": f"Input should be less than or equal to {settings.max_n}",
+                    "input": n,
+                    "ctx": {"le": settings.max_n},
+                }
+            ]
+        )

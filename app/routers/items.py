@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from app.deps import ItemIdPath, ServiceDep, SettingsDep
+from app.deps import ItemIdPath, ServiceDep, SettingsDep, check_n
 from app.schemas import Problem, Recommendations
 from app.service import UnknownItem
 
@@ -23,8 +23,7 @@ async def similar_items(
     settings: SettingsDep,
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> Recommendations:
-    if n > settings.max_n:
-        raise HTTPException(422, f"n must be at most {settings.max_n}")
+    check_n(n, settings)
     try:
         return await service.similar(item_id, n)
     except UnknownItem:

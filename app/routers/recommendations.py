@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from app.deps import ServiceDep, SessionIdPath, SettingsDep
+from app.deps import ServiceDep, SessionIdPath, SettingsDep, check_n
 from app.schemas import Problem, Recommendations, StatelessRequest
 from app.service import Query as RecQuery
-from app.settings import Settings
 
 router = APIRouter(tags=["recommendations"])
 
@@ -17,12 +16,6 @@ _ERRORS = {
     413: {"model": Problem, "description": "too many items in the request"},
     503: {"model": Problem, "description": "no model loaded yet"},
 }
-
-
-def _query(settings: Settings, n: int, diversity: float, exclude_seen: bool) -> RecQuery:
-    if n > settings.max_n:
-        raise HTTPException(422, f"n must be at most {settings.max_n}")
-    return RecQuery(n=n, diversity=diversity, exclude_seen=exclude_seen)
 
 
 @router.get("/v1/sessions/{session_id}/recommendations", responses=_ERRORS)
@@ -35,7 +28,8 @@ async def session_recommendations(
     exclude_seen: bool = True,
 ) -> Recommendations:
     """Top-n for the visit, from its model state; ``fallback`` says when popularity stood in."""
-    return await service.for_session(session_id, _query(settings, n, diversity, exclude_seen))
+    check_n(n, settings)
+    return await service.for_session(session_id, RecQuery(n, diversity, exclude_seen))
 
 
 @router.post("/v1/recommendations", responses=_ERRORS)
@@ -48,5 +42,5 @@ async def stateless_recommendations(
             413,
             f"{len(body.items)} items; at most {settings.max_request_items} per request",
         )
-    q = _query(settings, body.n, body.diversity, body.exclude_seen)
-    return await service.stateless(body.items, q)
+    check_n(body.n, settings, "body")
+    return await service.stateless(body.items, RecQuery(body.n, body.diversity, body.exclude_seen))

@@ -1,0 +1,86 @@
+"""Redis stopped mid-test: ingestion answers 503 with Retry-After, recommendations fall back,
+and the service recovers by itself when Redis is back. Uses its own redis-server process."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from test_app_support import LiveServer, free_port, item_id, write_tiny_checkpoint
+
+from app.settings import Settings
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+
+
+class OwnRedis:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis(free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_redis_down_then_back(own_redis: OwnRedis, tmp_path: Path) -> None:
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(model_dir=model_dir, redis_url=own_redis.url, retry_after_seconds=2)
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url) as http:
+        click = {"session_id": "s", "item_id": item_id(4)}
+        assert http.post("/v1/events", json=click).status_code == 202
+        assert http.get("/v1/sessions/s/recommendations").json()["fallback"] is None
+
+        own_redis.kill()
+        down = http.post("/v1/events", json=click)
+        assert down.status_code == 503 and down.headers["Retry-After"] == "2"
+        assert http.post("/v1/events/batch", json={"events": [click]}).status_code == 503
+        recs = http.get("/v1/sessions/s/recommendations", params={"n": 5})
+        assert recs.status_code == 200
+        assert recs.json()["fallback"] == "store_unavailable"
+        assert [r["item_id"] for r in recs.json()["items"]] == [item_id(i) for i in range(5)]
+        # the stateless form needs no store at all
+        stateless = http.post("/v1/recommendations", json={"items": [item_id(4)]})
+        assert stateless.status_code == 200 and stateless.json()["fallback"] is None
+        assert http.get("/readyz").status_code == 503
+        assert http.get("/v1/sessions/s").status_code == 503
+        assert "nextitem_store_up 0.0" in http.get("/metrics").text
+
+        own_redis.start()  # an empty Redis (no persistence) on the same port
+        assert http.post("/v1/events", json=click).status_code == 202
+        assert http.get("/readyz").status_code == 200
+        recs = http.get("/v1/sessions/s/recommendations").json()
+        assert recs["fallback"] is None
+        assert redis.Redis.from_url(own_redis.url).xlen("nextitem:events") == 1
