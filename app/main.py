@@ -10,6 +10,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import faiss
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -51,6 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        if settings.search_threads:
+            faiss.omp_set_num_threads(settings.search_threads)
         store = make_store(settings)
         scorer = Scorer(settings.search_batch_max)
         try:

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     search_batch_max: int = Field(
         64, ge=1, description="concurrent requests scored in one index search (1 = no batching)"
     )
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads of the process (unset = torch default)"
+    )
+    search_threads: int | None = Field(
+        None, ge=1, description="FAISS (OpenMP) threads of the process (unset = FAISS default)"
+    )
     redis_timeout_seconds: float = Field(0.5, gt=0)
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
 
