@@ -16,7 +16,10 @@ import torch
 
 from models.contract import SequenceModel
 
-MODEL_KINDS: dict[str, str] = {}
+MODEL_KINDS: dict[str, str] = {
+    "cf-factors": "models.cf.serving:FactorSessionModel",
+    "cf-knn": "models.cf.serving:KnnSessionModel",
+}
 
 
 def register(kind: str, target: str) -> None:

@@ -1,0 +1,48 @@
+"""Baseline predictors b_ui = mu + b_u + b_i (Koren 2008, section 2.1).
+
+The biases soak up the user and item effects that have nothing to do with
+interaction; every other model of this package starts from them. Fitting (by
+regularised ALS or by SGD) lives in ``training.cf.baseline_fit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RATING_SCALE = (1.0, 5.0)
+
+
+@dataclass
+class Baseline:
+    mu: float
+    bu: np.ndarray  # float64 [n_users]
+    bi: np.ndarray  # float64 [n_items]
+    scale: tuple[float, float] = RATING_SCALE
+
+    @property
+    def n_users(self) -> int:
+        return len(self.bu)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.bi)
+
+    def baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.mu + self.bu[users] + self.bi[items]
+
+    def predict(
+        self, users: np.ndarray, items: np.ndarray, days: np.ndarray | None = None
+    ) -> np.ndarray:
+        return np.clip(self.baseline(users, items), *self.scale)
+
+    def user_scores(self, user: int) -> np.ndarray:
+        return np.clip(self.mu + self.bu[user] + self.bi, *self.scale)
+
+    def item_similarity(self, item: int) -> np.ndarray:
+        """Biases carry no item-item information: closeness of the item biases."""
+        return -np.abs(self.bi - self.bi[item])
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"mu": np.array([self.mu]), "bu": self.bu, "bi": self.bi}

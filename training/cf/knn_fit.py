@@ -1,0 +1,46 @@
+"""Fitting item- and user-based kNN: ALS baselines, then the similarity matrix.
+
+Defaults are Surprise's KNNBaseline (k=40, min_k=1, pearson_baseline with
+shrinkage 100, baselines by 10 ALS epochs with reg_u=15, reg_i=10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.cf.baseline import Baseline
+from models.cf.knn import CENTERS, KNN, SIMILARITIES, build_knn
+from models.cf.ratings import Ratings
+from training.cf.baseline_fit import als_biases
+from training.params import ParamError
+
+
+@dataclass(frozen=True)
+class KNNConfig:
+    similarity: str = "pearson_baseline"
+    k: int = 40
+    min_k: int = 1
+    shrinkage: float = 100.0
+    min_support: int = 1
+    center: str = "baseline"
+    bsl_epochs: int = 10
+    bsl_reg_u: float = 15.0
+    bsl_reg_i: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.similarity not in SIMILARITIES:
+            raise ParamError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        if self.center not in CENTERS:
+            raise ParamError(f"center must be one of {CENTERS}, got {self.center!r}")
+        if self.k < 1 or self.min_k < 0:
+            raise ParamError("k must be at least 1 and min_k at least 0")
+
+
+def fit_knn(r: Ratings, c: KNNConfig, user_based: bool) -> KNN:
+    mu = r.mean
+    bu, bi = als_biases(r, mu, c.bsl_epochs, c.bsl_reg_u, c.bsl_reg_i)
+    return build_knn(
+        r.users, r.items, r.values, r.n_users, r.n_items, Baseline(mu, bu, bi),
+        similarity=c.similarity, user_based=user_based, k=c.k, min_k=c.min_k,
+        shrinkage=c.shrinkage, center=c.center, min_support=c.min_support,
+    )  # fmt: skip
