@@ -19,6 +19,9 @@ from models.contract import SequenceModel
 MODEL_KINDS: dict[str, str] = {
     "cf-factors": "models.cf.serving:FactorSessionModel",
     "cf-knn": "models.cf.serving:KnnSessionModel",
+    "comirec-sa": "models.comirec:ComiRecSA",
+    "comirec-dr": "models.comirec:ComiRecDR",
+    "mind": "models.mind:MIND",
 }
 
 

@@ -1,0 +1,247 @@
+"""ComiRec-SA and ComiRec-DR (Cen et al., "Controllable Multi-Interest Framework for
+Recommendation", KDD 2020): K interest vectors from a user's last L items.
+
+Both share one item embedding table, used as the input embedding and as the
+retrieval space (``item_vectors``), as in the official code. The state of a
+visit is its last L item rows (float32, ``-1`` = empty), so ``step`` is O(L) and
+``interests`` recomputes the extractor lazily.
+
+Windows are left-padded to exactly L, so position ``L - 1`` is always the most
+recent item: the learnable position embeddings count back from the latest
+click (the official code counts from the oldest item of the window; both agree
+once a user has L items).
+
+- ComiRec-SA: ``A = softmax(W2^T tanh(W1 (H + P)))`` over the window, padded
+  positions set to ``-inf`` before the softmax (so they get exactly zero weight),
+  ``W1: d -> d_a`` (``d_a = 4d``), ``W2: d_a -> K``, both without bias as in the
+  paper's formula; interests ``V = A^T H`` take the item embeddings without the
+  positions, as the official code does.
+- ComiRec-DR: dynamic routing from the window's behaviour capsules to K interest
+  capsules. The bilinear map ``W_j`` (d x d per interest) is shared by all
+  behaviour positions; routing logits start from N(0, 1) and are never
+  back-propagated (the routing iterations see a detached copy of the
+  predictions, only the last one carries gradients, as in the official code);
+  squash after each iteration; 3 iterations. In training the logits are drawn
+  afresh per batch; in evaluation and serving a fixed draw stored with the
+  weights is used, so a user's interests are deterministic.
+
+Training picks, per example, the interest with the largest inner product with
+the target item (argmax, ``readout``); MIND overrides it with label-aware
+attention (``models/mind.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class MultiInterestConfig:
+    """Hyperparameters of every multi-interest model (written into the checkpoint manifest)."""
+
+    n_items: int
+    dim: int = 64
+    n_interests: int = 4
+    max_len: int = 20
+    attention_dim: int = 0  # ComiRec-SA's d_a; 0 means 4 * dim
+    routing_iterations: int = 3  # ComiRec-DR and MIND
+    power: float = 1.0  # MIND's label-aware attention exponent p (training only)
+    seed: int = 0  # fixes the initial weights and the evaluation routing logits
+
+    def __post_init__(self) -> None:
+        for name in ("n_items", "dim", "n_interests", "max_len", "routing_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.attention_dim < 0:
+            raise ValueError("attention_dim must be >= 0 (0 = 4 * dim)")
+        if self.power <= 0:
+            raise ValueError("power must be positive")
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+def squash(z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Capsule squash: ``|z|^2 / (1 + |z|^2) * z / |z|`` along the last axis."""
+    sq = (z * z).sum(-1, keepdim=True)
+    return sq / (1.0 + sq) * z / torch.sqrt(sq + eps)
+
+
+def dynamic_routing(
+    predictions: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, iterations: int
+) -> torch.Tensor:
+    """Route behaviour capsules to interest capsules.
+
+    ``predictions`` [B, K, L, d] are the behaviour capsules mapped into each
+    interest's space, ``mask`` [B, L] marks real (non-padded) behaviours, and
+    ``logits`` [B, K, L] the initial routing logits. Couplings are a softmax
+    over the K interests per behaviour, zero for padded behaviours. The logits
+    and the intermediate iterations see detached predictions, so only the last
+    iteration's weighted sum back-propagates into the embeddings and maps.
+    """
+    frozen = predictions.detach()
+    b = logits.detach()
+    keep = mask[:, None, :].to(predictions.dtype)
+    for r in range(iterations):
+        coupling = torch.softmax(b, dim=1) * keep
+        if r < iterations - 1:
+            u = squash(torch.einsum("bkl,bkld->bkd", coupling, frozen))
+            b = b + torch.einsum("bkld,bkd->bkl", frozen, u)
+        else:
+            u = squash(torch.einsum("bkl,bkld->bkd", coupling, predictions))
+    return u
+
+
+class MultiInterestModel(nn.Module):
+    """What every multi-interest extractor shares: embeddings, windows, the contract, readout."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: MultiInterestConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.n_interests = config.n_interests
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.embedding = nn.Embedding(config.n_items, config.dim)
+        bound = math.sqrt(6.0 / (config.n_items + config.dim))  # Glorot, as the official code
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-bound, bound, generator=self.generator)
+
+    # -- the extractor -------------------------------------------------------------------------
+
+    def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interests [B, K, d] of windows ``items`` [B, L] (``mask`` = real items), and which
+        interests are active [B, K] (all, except for MIND's adaptive interest count)."""
+        raise NotImplementedError
+
+    def window(self, prefix: torch.Tensor) -> torch.Tensor:
+        """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
+        L = self.config.max_len
+        prefix = prefix.long()[:, -L:]
+        if prefix.shape[1] < L:
+            prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
+        return prefix
+
+    def forward_window(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = items >= 0
+        return self.extract(items.clamp(min=0), mask)
+
+    def readout(
+        self, interests: torch.Tensor, active: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """The user vector a training example is scored with: the interest with the largest
+        inner product with the target item's embedding (argmax, ComiRec's hard readout)."""
+        logits = torch.einsum("bkd,bd->bk", interests, target).masked_fill(~active, -torch.inf)
+        best = logits.argmax(dim=1)
+        return interests[torch.arange(len(best)), best]
+
+    # -- the model contract (models/contract.py) -----------------------------------------------
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.embedding.weight
+
+    def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Batched queries [B, K, d] for left-padded prefixes (``-1`` = padding).
+
+        ``lengths`` is accepted for the contract; the padding already tells it.
+        Inactive interests (MIND with a short history) repeat the first one, which
+        leaves max-score and the candidate set unchanged.
+        """
+        interests, active = self.forward_window(self.window(prefix))
+        return torch.where(active[..., None], interests, interests[:, :1])
+
+    def init_state(self) -> torch.Tensor:
+        return torch.full((self.config.max_len,), -1.0)
+
+    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
+        return torch.cat([state[1:], torch.tensor([float(item)])])
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encode(state[None].long())[0]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_checkpoint(
+        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
+    ) -> MultiInterestModel:
+        model = cls(MultiInterestConfig(**hyperparameters))
+        model.load_state_dict(weights)
+        return model.eval()
+
+
+class ComiRecSA(MultiInterestModel):
+    """ComiRec-SA: self-attentive multi-interest extraction."""
+
+    kind = "comirec-sa"
+
+    def __init__(self, config: MultiInterestConfig) -> None:
+        super().__init__(config)
+        d, d_a = config.dim, config.attention_dim or 4 * config.dim
+        self.position = nn.Parameter(torch.empty(config.max_len, d))
+        self.w1 = nn.Linear(d, d_a, bias=False)
+        self.w2 = nn.Linear(d_a, config.n_interests, bias=False)
+        with torch.no_grad():
+            for p in (self.position, self.w1.weight, self.w2.weight):
+                bound = math.sqrt(6.0 / sum(p.shape))
+                p.uniform_(-bound, bound, generator=self.generator)
+
+    def attention(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights [B, L, K]: a softmax over the real positions of each window."""
+        h = self.embedding(items)
+        logits = self.w2(torch.tanh(self.w1(h + self.position)))
+        logits = logits.masked_fill(~mask[..., None], -torch.inf)
+        # An empty window (a visit before its first click) has no real position:
+        # its weights are all zero instead of the softmax's NaN.
+        return torch.nan_to_num(torch.softmax(logits, dim=1), nan=0.0)
+
+    def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.embedding(items)
+        a = self.attention(items, mask)
+        interests = torch.einsum("blk,bld->bkd", a, h)
+        return interests, torch.ones(interests.shape[:2], dtype=torch.bool)
+
+
+class ComiRecDR(MultiInterestModel):
+    """ComiRec-DR: dynamic routing with one bilinear map per interest shared by all positions."""
+
+    kind = "comirec-dr"
+
+    def __init__(self, config: MultiInterestConfig) -> None:
+        super().__init__(config)
+        d, K = config.dim, config.n_interests
+        self.maps = nn.Parameter(torch.empty(K, d, d))
+        with torch.no_grad():
+            self.maps.normal_(0.0, 1.0 / math.sqrt(d), generator=self.generator)
+        # The evaluation-time routing logits: one fixed N(0, 1) draw, kept with the weights.
+        self.register_buffer(
+            "routing_logits", torch.randn(K, config.max_len, generator=self.generator)
+        )
+
+    def initial_logits(self, batch: int) -> torch.Tensor:
+        K, L = self.config.n_interests, self.config.max_len
+        if self.training:
+            return torch.randn(batch, K, L)
+        return self.routing_logits.expand(batch, K, L)
+
+    def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.embedding(items)
+        predictions = torch.einsum("bld,kde->bkle", e, self.maps)
+        interests = dynamic_routing(
+            predictions, mask, self.initial_logits(len(items)), self.config.routing_iterations
+        )
+        return interests, torch.ones(interests.shape[:2], dtype=torch.bool)

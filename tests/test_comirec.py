@@ -1,0 +1,234 @@
+"""ComiRec-SA, ComiRec-DR and MIND: hand-checked pieces, the model contract, batched aggregation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.aggregators import diversity_greedy
+from models.batched_aggregators import batched_greedy, exact_candidates
+from models.comirec import (
+    ComiRecDR,
+    ComiRecSA,
+    MultiInterestConfig,
+    MultiInterestModel,
+    dynamic_routing,
+    squash,
+)
+from models.contract import SequenceModel, max_scores
+from models.mind import MIND
+from models.registry import build_model
+from training.comirec.data import TrainingSampler, left_padded_tails
+from training.comirec.train import sampled_softmax_loss
+from training.data.sessions import Sessions
+from training.data.textio import offsets_from_lengths
+
+KINDS = [ComiRecSA, ComiRecDR, MIND]
+
+
+def small(cls: type[MultiInterestModel], **kw: int) -> MultiInterestModel:
+    cfg = {"n_items": 30, "dim": 8, "n_interests": 3, "max_len": 5, "seed": 7, **kw}
+    return cls(MultiInterestConfig(**cfg)).eval()
+
+
+def test_squash_by_hand() -> None:
+    # z = (3, 4): |z|^2 = 25, so squash = 25/26 * (0.6, 0.8)
+    out = squash(torch.tensor([[3.0, 4.0]]))
+    torch.testing.assert_close(out, torch.tensor([[25 / 26 * 0.6, 25 / 26 * 0.8]]))
+    assert squash(torch.zeros(1, 2)).abs().max() == 0
+
+
+def test_attention_masks_padding_to_zero_weight() -> None:
+    m = small(ComiRecSA, n_interests=2, max_len=4)
+    with torch.no_grad():
+        m.w2.weight.zero_()  # all logits equal: uniform weights over the real positions
+    items = torch.tensor([[0, 0, 5, 7], [1, 2, 3, 4]])
+    mask = torch.tensor([[False, False, True, True], [True, True, True, True]])
+    a = m.attention(items, mask)
+    torch.testing.assert_close(a[0], torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.5, 0.5], [0.5, 0.5]]))
+    torch.testing.assert_close(a[1], torch.full((4, 2), 0.25))
+
+
+def test_attention_weights_are_a_softmax_over_real_positions_only() -> None:
+    m = small(ComiRecSA, max_len=4)
+    items = torch.tensor([[9, 9, 5, 7]])
+    mask = torch.tensor([[False, False, True, True]])
+    a = m.attention(items, mask)[0]
+    h = m.embedding(items)[0] + m.position
+    logits = m.w2(torch.tanh(m.w1(h)))
+    expected = torch.softmax(logits[2:], dim=0)
+    torch.testing.assert_close(a[2:], expected)
+    assert (a[:2] == 0).all()
+    # the padded positions' content does not matter
+    other = m.attention(torch.tensor([[1, 2, 5, 7]]), mask)[0]
+    torch.testing.assert_close(a, other)
+
+
+def test_routing_logits_get_no_gradient_and_only_the_last_iteration_backpropagates() -> None:
+    torch.manual_seed(0)
+    predictions = torch.randn(2, 3, 4, 5, requires_grad=True)
+    logits = torch.randn(2, 3, 4, requires_grad=True)
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    out = dynamic_routing(predictions, mask, logits, iterations=3)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    assert logits.grad is None
+    # Redo the routing with everything detached, then back-propagate only the final
+    # weighted sum: the gradient must be the same.
+    with torch.no_grad():
+        b = logits.clone()
+        keep = mask[:, None, :].float()
+        for _ in range(2):
+            u = squash(torch.einsum("bkl,bkld->bkd", torch.softmax(b, 1) * keep, predictions))
+            b = b + torch.einsum("bkld,bkd->bkl", predictions, u)
+        coupling = torch.softmax(b, 1) * keep
+    p2 = predictions.detach().clone().requires_grad_(True)
+    (squash(torch.einsum("bkl,bkld->bkd", coupling, p2)) * weights).sum().backward()
+    torch.testing.assert_close(predictions.grad, p2.grad)
+    assert (predictions.grad[0, :, 3] == 0).all()  # a padded behaviour gets nothing
+
+
+def test_readout_picks_the_interest_with_the_largest_inner_product() -> None:
+    m = small(ComiRecSA, dim=2)
+    interests = torch.tensor(
+        [[[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]], [[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]]]
+    )
+    active = torch.ones(2, 3, dtype=torch.bool)
+    # target (1, 0.1): products 1, 0.1, 2.2 -> interest 2; target (1, -5): 1, -5, -8 -> interest 0
+    target = torch.tensor([[1.0, 0.1], [1.0, -5.0]])
+    out = m.readout(interests, active, target)
+    torch.testing.assert_close(out, torch.tensor([[2.0, 2.0], [1.0, 0.0]]))
+
+
+def test_mind_label_aware_attention_by_hand() -> None:
+    m = small(MIND, dim=2, n_interests=2)
+    interests = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
+    target = torch.tensor([[1.0, 1.0]])  # products 1 and 2; p = 1: softmax(1, 2)
+    w = 1 / (1 + math.e)
+    out = m.readout(interests, torch.ones(1, 2, dtype=torch.bool), target)
+    torch.testing.assert_close(out, torch.tensor([[w, 2 * (1 - w)]]))
+    only_first = m.readout(interests, torch.tensor([[True, False]]), target)
+    torch.testing.assert_close(only_first, torch.tensor([[1.0, 0.0]]))
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 1), (3, 1), (4, 2), (7, 2), (8, 3), (16, 4)])
+def test_mind_interest_count_follows_log2_of_history(n: int, k: int) -> None:
+    m = small(MIND, n_interests=4, max_len=20)
+    mask = torch.arange(20)[None, :] >= 20 - n
+    assert m.active_interests(mask).sum().item() == k
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_incremental_equals_batched(cls: type[MultiInterestModel]) -> None:
+    m = small(cls)
+    assert isinstance(m, SequenceModel)
+    rng = np.random.default_rng(1)
+    sessions = [rng.integers(0, 30, size=n) for n in (1, 3, 5, 9)]
+    width = max(map(len, sessions))
+    prefix = torch.full((len(sessions), width), -1)
+    for row, s in enumerate(sessions):
+        prefix[row, width - len(s) :] = torch.from_numpy(s)
+    lengths = torch.tensor([len(s) for s in sessions])
+    with torch.no_grad():
+        batched = m.encode(prefix, lengths)
+        scores = max_scores(m, prefix, lengths)
+    for row, s in enumerate(sessions):
+        state = m.init_state()
+        for item in s:
+            state = m.step(state, int(item))
+        torch.testing.assert_close(m.interests(state), batched[row], atol=1e-5, rtol=1e-5)
+        incremental = (m.interests(state) @ m.item_vectors().T).max(0).values
+        torch.testing.assert_close(incremental, scores[row], atol=1e-5, rtol=1e-5)
+    assert batched.shape == (4, 3, 8)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_only_the_last_l_items_matter_and_empty_state_is_finite(cls: type) -> None:
+    m = small(cls)
+    a = m.encode(torch.tensor([[1, 2, 3, 4, 5, 6, 7]]))
+    b = m.encode(torch.tensor([[9, 9, 3, 4, 5, 6, 7]]))
+    torch.testing.assert_close(a, b)
+    assert torch.isfinite(m.interests(m.init_state())).all()
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_checkpoint_round_trip_through_the_registry(cls: type[MultiInterestModel]) -> None:
+    m = small(cls)
+    copy = build_model(cls.kind, m.hyperparameters(), m.checkpoint_weights())
+    prefix = torch.tensor([[-1, 3, 4, 5], [1, 2, 3, 4]])
+    torch.testing.assert_close(copy.encode(prefix, torch.tensor([3, 4])), m.encode(prefix))
+
+
+def test_routing_is_random_in_training_and_fixed_in_evaluation() -> None:
+    m = small(ComiRecDR)
+    prefix = torch.tensor([[1, 2, 3, 4, 5]])
+    torch.testing.assert_close(m.encode(prefix), m.encode(prefix))
+    m.train()
+    assert not torch.allclose(m.encode(prefix), m.encode(prefix))
+
+
+def test_sampled_softmax_by_hand() -> None:
+    # Two items with P = (0.75, 0.25); a draw of n = 1 sample. The loss of a user that
+    # scores the target 2 and the sampled negative 1 is -log softmax over the corrected
+    # logits (2 - log(P_t), 1 - log(P_s)).
+    probs = torch.tensor([0.75, 0.25])
+    user = torch.tensor([[2.0, 1.0]])
+    items = torch.eye(2)
+    gen = torch.Generator().manual_seed(3)
+    sampled = torch.multinomial(
+        probs, 1, replacement=True, generator=torch.Generator().manual_seed(3)
+    )
+    loss = sampled_softmax_loss(user, torch.tensor([0]), items, 1, probs, gen)
+    if sampled.item() == 0:  # an accidental hit is masked out: the loss is zero
+        assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    else:
+        t, s = 2 - math.log(0.75), 1 - math.log(0.25)
+        assert loss.item() == pytest.approx(-t + math.log(math.exp(t) + math.exp(s)), rel=1e-5)
+
+
+def test_sampler_cut_and_window() -> None:
+    seqs = Sessions(
+        items=np.arange(16, dtype=np.int32), offsets=offsets_from_lengths(np.array([6, 10]))
+    )
+    tails = left_padded_tails(seqs, np.array([2, 9]), np.array([0, 1]), 4)
+    assert tails.tolist() == [[-1, -1, 0, 1], [11, 12, 13, 14]]
+    sampler = TrainingSampler(seqs, np.array([0, 1]), max_len=4, seed=0)
+    for _ in range(20):
+        inputs, targets = sampler.batch(2)
+        for row, t in zip(inputs, targets, strict=True):
+            user_start = 0 if t < 6 else 6
+            k = t - user_start
+            assert 4 <= k <= (5 if user_start == 0 else 9)
+            expected = [x for x in range(t - 4, t) if x >= user_start]
+            assert [x for x in row if x >= 0] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    users=st.integers(1, 4),
+    k=st.integers(1, 3),
+    n_items=st.integers(3, 25),
+    per_interest=st.integers(1, 8),
+    lam=st.sampled_from([0.0, 0.1, 0.5, 2.0]),
+)
+def test_batched_greedy_equals_the_per_user_aggregator(
+    seed: int, users: int, k: int, n_items: int, per_interest: int, lam: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    # small integer scores make ties common, which tests the tie-breaking
+    scores = rng.integers(0, 4, size=(users, k, n_items)).astype(np.float32)
+    cats = rng.integers(-1, 3, size=n_items)
+    n = int(rng.integers(1, n_items + 1))
+    cand = exact_candidates(torch.from_numpy(scores), per_interest)
+    lists = batched_greedy(cand, n, torch.from_numpy(cats), lam).numpy()
+    for u in range(users):
+        top = np.argsort(-scores[u], axis=1, kind="stable")[:, :per_interest]
+        expected = diversity_greedy(np.take_along_axis(scores[u], top, 1), top, n, cats, lam).items
+        got = lists[u][lists[u] >= 0]
+        assert got.tolist() == expected.tolist()

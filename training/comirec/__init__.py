@@ -1,0 +1,1 @@
+"""Training and evaluating multi-interest models (ComiRec-SA, ComiRec-DR, MIND)."""
