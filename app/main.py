@@ -46,6 +46,14 @@ def make_store(settings: Settings) -> SessionStore:
     )
 
 
+def limit_threads(settings: Settings) -> None:
+    """Apply the thread settings to the calling thread (OpenMP keeps them per thread)."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    if settings.search_threads:
+        faiss.omp_set_num_threads(settings.search_threads)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -53,12 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
-        if settings.search_threads:
-            faiss.omp_set_num_threads(settings.search_threads)
+        limit_threads(settings)
         store = make_store(settings)
-        scorer = Scorer(settings.search_batch_max)
+        scorer = Scorer(settings.search_batch_max, on_start=lambda: limit_threads(settings))
         try:
             await asyncio.to_thread(registry.load_current)
         except ModelLoadError as exc:

@@ -39,8 +39,10 @@ _STOP = object()
 
 
 class Scorer:
-    def __init__(self, max_batch: int = 64) -> None:
+    def __init__(self, max_batch: int = 64, on_start: Callable[[], None] | None = None) -> None:
+        """``on_start`` runs first in the scoring thread (OpenMP thread limits are per thread)."""
         self.max_batch = max_batch
+        self._on_start = on_start
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="nextitem-scorer", daemon=True)
         self.batches = 0
@@ -76,6 +78,8 @@ class Scorer:
         return jobs
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while (jobs := self._take_batch()) is not None:
             self.batches += 1
             self.jobs += len(jobs)

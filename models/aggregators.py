@@ -4,7 +4,8 @@ Both aggregators take what an inner-product index returns for the K query
 vectors of one user: ``scores[K, N']`` and ``ids[K, N']`` (row indices, ``-1``
 where the index had fewer items). An item found by several interests counts
 once, with its best score ``f(u, i) = max_k e_i . v_k`` and the interest that
-gave it.
+gave it. Within one interest's row the ids are distinct, as any k-NN index
+returns them.
 
 - ``max_score``: the N candidates with the largest ``f``.
 - ``diversity_greedy``: ComiRec's controllable aggregator. It builds the list
@@ -41,19 +42,28 @@ def candidates(scores: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None =
     ids = np.asarray(ids, np.int64)
     if scores.shape != ids.shape or scores.ndim != 2:
         raise ValueError(f"scores and ids must both be [K, N'], got {scores.shape}, {ids.shape}")
-    interest = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape).ravel()
+    interest = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
     flat_ids, flat_scores = ids.ravel(), scores.ravel()
     keep = flat_ids >= 0
     if exclude is not None and len(exclude):
-        keep &= ~np.isin(flat_ids, exclude)
+        keep &= ~_member(flat_ids, np.asarray(exclude, np.int64))
     flat_ids, flat_scores, interest = flat_ids[keep], flat_scores[keep], interest[keep]
     # Best score first, then lower row, then lower interest: the first occurrence of
     # each row in this order is its max over interests.
     order = np.lexsort((interest, flat_ids, -flat_scores))
     flat_ids, flat_scores, interest = flat_ids[order], flat_scores[order], interest[order]
-    _, first = np.unique(flat_ids, return_index=True)
-    first.sort()
-    return Ranked(flat_ids[first], flat_scores[first], interest[first])
+    if ids.shape[0] > 1:  # an index never returns a row twice for one query
+        _, first = np.unique(flat_ids, return_index=True)
+        first.sort()
+        flat_ids, flat_scores, interest = flat_ids[first], flat_scores[first], interest[first]
+    return Ranked(flat_ids, flat_scores, interest)
+
+
+def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``np.isin`` without its sort for the small arrays of one request (a few hundred)."""
+    if len(values) * len(pool) <= 65_536:
+        return (values[:, None] == pool[None, :]).any(axis=1)
+    return np.isin(values, pool)
 
 
 def max_score(

@@ -86,7 +86,13 @@ def retrievals(draw):
     k = draw(st.integers(1, 4))
     width = draw(st.integers(1, 8))
     n_items = draw(st.integers(1, 20))
-    ids = draw(st.lists(st.integers(-1, n_items - 1), min_size=k * width, max_size=k * width))
+    # distinct rows within one interest (as an index returns them), -1 = no result
+    ids = [
+        draw(st.lists(st.integers(0, n_items - 1), min_size=width, max_size=width, unique=True))
+        if width <= n_items
+        else [*draw(st.permutations(range(n_items))), *([-1] * (width - n_items))]
+        for _ in range(k)
+    ]
     # scores on a coarse grid so that ties really happen
     scores = draw(st.lists(st.integers(0, 8), min_size=k * width, max_size=k * width))
     cats = draw(st.lists(st.integers(-1, 3), min_size=n_items, max_size=n_items))

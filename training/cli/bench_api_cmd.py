@@ -1,0 +1,317 @@
+"""``nextitem bench-api``: load benchmark of the HTTP service with wrk (``make bench-api``).
+
+One uvicorn worker serves a checkpoint of the benchmark catalog with Redis
+sessions; wrk drives ``GET /healthz`` (the bare-endpoint baseline), ``GET
+.../recommendations`` over real test sessions and ``POST /v1/events``, all in
+the same run, so the ratios compare like with like. In-process figures: the
+recall@20 of the approximate index against exact search on the queries of real
+sessions, raw search throughput, and Redis memory per live session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from training.checkpoint import current_version, load_checkpoint
+from training.cli import app
+from training.data import load_dataset
+from training.data.errors import DataError
+from training.report import record, write_json
+
+console = Console()
+
+_LATENCY = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+_ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors: (.*)")
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def run_wrk(url: str, script: Path | None, connections: int, threads: int, seconds: int) -> dict:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    latency = {f"p{q}_ms": float(v) * _UNIT[u] for q, v, u in _LATENCY.findall(out)}
+    errors = [m.group(0) for m in _ERRORS.finditer(out)]
+    rps = _RPS.search(out)
+    if rps is None:
+        raise RuntimeError(f"could not read wrk output:\n{out}")
+    return {"rps": float(rps.group(1)), **latency, "errors": errors}
+
+
+def _lua_get(n_sessions: int, n: int) -> str:
+    return (
+        "request = function()\n"
+        f"  local s = math.random(0, {n_sessions - 1})\n"
+        f'  return wrk.format("GET", "/v1/sessions/b" .. s .. "/recommendations?n={n}")\n'
+        "end\n"
+    )
+
+
+def _lua_post(item_ids: list[str]) -> str:
+    items = ",".join(json.dumps(json.dumps(str(i))) for i in item_ids)  # JSON strings in Lua
+    return (
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"local items = {{{items}}}\n"
+        "request = function()\n"
+        "  local s = math.random(0, 99999)\n"
+        "  local i = items[math.random(1, #items)]\n"
+        "  local body = '{\"session_id\":\"e' .. s .. '\",\"item_id\":' .. i .. '}'\n"
+        '  return wrk.format(nil, "/v1/events", nil, body)\n'
+        "end\n"
+    )
+
+
+class Server:
+    """``uvicorn app.main:create_app`` in a subprocess, one worker."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        cmd += ["--log-level", "warning", "--no-access-log"]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env})
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the service exited during start-up")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the service did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, efc: int) -> dict:
+    """Recall@20 of HNSW against exact search, and queries/s of both (single and batched)."""
+    import faiss
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = efc
+    t0 = time.perf_counter()
+    hnsw.add(vectors)
+    build = time.perf_counter() - t0
+    hnsw.hnsw.efSearch = ef
+    _, exact = flat.search(queries, 20)
+    _, approx = hnsw.search(queries, 20)
+    recall = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(approx, exact, strict=True)])
+    out: dict[str, Any] = {"recall@20": float(recall), "hnsw_build_s": round(build, 2)}
+    for name, index in (("flat", flat), ("hnsw", hnsw)):
+        for batch in (1, 32):
+            n = min(len(queries), 2000 if batch == 1 and name == "flat" else 8000)
+            t0 = time.perf_counter()
+            for s in range(0, n, batch):
+                index.search(queries[s : s + batch], 20)
+            out[f"{name}_qps_batch{batch}"] = round(n / (time.perf_counter() - t0), 1)
+    return out
+
+
+@app.command("bench-api")
+def bench_api(
+    model_dir: Path = typer.Option(..., help="checkpoint directory with CURRENT (the catalog)"),
+    dataset: str = typer.Option("diginetica", help="test sessions to replay (same catalog)"),
+    redis_url: str = typer.Option("redis://127.0.0.1:6379/0", help="Redis for the sessions"),
+    connections: int = typer.Option(32, min=1),
+    threads: int = typer.Option(2, min=1, help="wrk threads"),
+    seconds: int = typer.Option(10, min=1, help="duration of each wrk run"),
+    sessions: int = typer.Option(2000, min=10, help="live sessions replayed from the test part"),
+    n: int = typer.Option(20, min=1, help="recommendations per call"),
+    index: str = typer.Option("hnsw", help="flat | hnsw"),
+    hnsw_m: int = typer.Option(32),
+    ef_search: int = typer.Option(128),
+    ef_construction: int = typer.Option(200),
+    batching: bool = typer.Option(True, help="also measure recommendations without micro-batching"),
+    seed: int = typer.Option(0),
+    json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
+) -> None:
+    """Throughput and p99 of the service under wrk (32 connections, one worker), with Redis."""
+    import redis
+    import torch
+
+    from models.registry import build_model
+
+    if shutil.which("wrk") is None:
+        raise DataError("wrk is not installed (Debian: apt-get install wrk)")
+    version = current_version(model_dir)
+    if version is None:
+        raise DataError(f"no checkpoint is active in {model_dir}")
+    ckpt = load_checkpoint(model_dir / version)
+    model = build_model(ckpt.kind, ckpt.hyperparameters, ckpt.weights)
+    ds = load_dataset(dataset)
+    ids = ckpt.items["item_id"].to_numpy()
+    if len(ids) != ds.n_items:
+        raise DataError(f"checkpoint has {len(ids)} items, {dataset} {ds.n_items}")
+    rng = np.random.default_rng(seed)
+    test = ds.parts["test"]
+    picked = rng.choice(test.n_sessions, size=min(sessions, test.n_sessions), replace=False)
+    ext = ds.items.ids  # dataset row -> external id; the checkpoint maps external ids to rows
+    row_of = {str(v): r for r, v in enumerate(ids)}
+    replay = [[str(ext[i]) for i in test.session(int(s))] for s in picked]
+
+    # In-process: queries of the replayed sessions, then recall and raw search speed.
+    with torch.inference_mode():
+        queries = []
+        for clicks in replay:
+            state = model.init_state()
+            for c in clicks:
+                state = model.step(state, row_of[c])
+            queries.append(model.interests(state).numpy())
+        vectors = model.item_vectors().detach().float().numpy()
+    q = np.concatenate(queries).astype(np.float32)
+    search = search_figures(vectors, q, hnsw_m, ef_search, ef_construction)
+
+    prefix = f"nextitem-bench:{uuid.uuid4().hex[:10]}"
+    env = {
+        "NEXTITEM_MODEL_DIR": str(model_dir),
+        "NEXTITEM_REDIS_URL": redis_url,
+        "NEXTITEM_KEY_PREFIX": prefix,
+        "NEXTITEM_INDEX": index,
+        "NEXTITEM_HNSW_M": str(hnsw_m),
+        "NEXTITEM_HNSW_EF_SEARCH": str(ef_search),
+        "NEXTITEM_HNSW_EF_CONSTRUCTION": str(ef_construction),
+        "NEXTITEM_TORCH_THREADS": "1",
+        "NEXTITEM_SEARCH_THREADS": "1",
+    }
+    client = redis.Redis.from_url(redis_url)
+    results: dict[str, Any] = {}
+    memory: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="nextitem-bench-"))
+    get_script, post_script = tmp / "get.lua", tmp / "post.lua"
+    get_script.write_text(_lua_get(len(replay), n))
+    post_script.write_text(_lua_post([str(v) for v in ids[rng.choice(len(ids), 1000)]]))
+    runs = [("batched", "64")] + ([("unbatched", "1")] if batching else [])
+    try:
+        for label, batch_max in runs:
+            server = Server({**env, "NEXTITEM_SEARCH_BATCH_MAX": batch_max}, _free_port())
+            try:
+                server.wait_ready()
+                if label == "batched":
+                    memory = _populate(server.url, replay, client, prefix, n)
+                    results["healthz"] = run_wrk(
+                        f"{server.url}/healthz", None, connections, threads, seconds
+                    )
+                results[f"recommendations_{label}"] = run_wrk(
+                    server.url, get_script, connections, threads, seconds
+                )
+                if label == "batched":
+                    results["events"] = run_wrk(
+                        server.url, post_script, connections, threads, seconds
+                    )
+                    results["healthz_after"] = run_wrk(
+                        f"{server.url}/healthz", None, connections, threads, seconds
+                    )
+            finally:
+                server.stop()
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for s in range(0, len(keys), 1000):
+            client.delete(*keys[s : s + 1000])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    base = results["healthz"]["rps"]
+    table = Table(title=f"bench-api: {ckpt.kind} {version}, {dataset} catalog ({len(ids)} items)")
+    for col in ("run", "req/s", "x healthz", "p50 ms", "p99 ms", "errors"):
+        table.add_column(col)
+    for name, r in results.items():
+        table.add_row(
+            name,
+            f"{r['rps']:.0f}",
+            f"{r['rps'] / base:.2f}",
+            f"{r.get('p50_ms', float('nan')):.2f}",
+            f"{r.get('p99_ms', float('nan')):.2f}",
+            "; ".join(r["errors"]) or "-",
+        )
+    console.print(table)
+    console.print(f"search in-process ({len(q)} session queries, d={q.shape[1]}): {search}")
+    console.print(f"Redis memory per live session: {memory}")
+    setup = {
+        "workers": 1,
+        "connections": connections,
+        "wrk_threads": threads,
+        "seconds": seconds,
+        "sessions": len(replay),
+        "n": n,
+        "index": index,
+        "hnsw_m": hnsw_m,
+        "ef_search": ef_search,
+        "ef_construction": ef_construction,
+        "load_before": os.getloadavg(),
+        "model": {"kind": ckpt.kind, "version": version, **ckpt.hyperparameters},
+    }
+    console.print(f"setup: {setup}")
+    if json_out is not None:
+        metrics = {"recall@20": search["recall@20"]}
+        rec = record(
+            f"service:{ckpt.kind}",
+            ds,
+            "bench-api",
+            setup,
+            metrics,
+            seconds={},
+            split={"part": "test", "seed": seed},
+            http=results,
+            search=search,
+            redis_memory=memory,
+        )
+        write_json(json_out, rec)
+
+
+def _populate(url: str, replay: list[list[str]], client: Any, prefix: str, n: int) -> dict:
+    """Post the replayed sessions' clicks, ask each once (states written), measure memory."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30) as http:
+        events = [{"session_id": f"b{s}", "item_id": c} for s, cl in enumerate(replay) for c in cl]
+        for s in range(0, len(events), 1000):
+            http.post("/v1/events/batch", json={"events": events[s : s + 1000]}).raise_for_status()
+        for s in range(len(replay)):
+            http.get(f"/v1/sessions/b{s}/recommendations", params={"n": n}).raise_for_status()
+    sizes = np.array(
+        [client.memory_usage(f"{prefix}:sess:b{s}", samples=0) for s in range(len(replay))]
+    )
+    lengths = np.array([len(c) for c in replay])
+    return {
+        "bytes_mean": float(sizes.mean()),
+        "bytes_median": float(np.median(sizes)),
+        "bytes_p95": float(np.percentile(sizes, 95)),
+        "clicks_mean": float(lengths.mean()),
+    }
