@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test test-slow bench lint format clean
+.PHONY: install serve test test-slow bench bench-api lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nextitem needs Python >= 3.11"'
@@ -25,6 +25,13 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -s
+
+# Load benchmark of the service (wrk, one worker, Redis): a GRU4Rec on the diginetica catalog.
+BENCH_API_MODELS ?= runs/bench-api/models
+bench-api: $(STAMP)
+	@test -f $(BENCH_API_MODELS)/CURRENT || $(BIN)/nextitem train gru4rec --dataset diginetica \
+		--params layers=100 --out $(BENCH_API_MODELS) --activate
+	$(BIN)/nextitem bench-api --model-dir $(BENCH_API_MODELS) --json runs/bench-api/result.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models training tests

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit_threads(settings)
+        if settings.switch_interval_seconds:
+            sys.setswitchinterval(settings.switch_interval_seconds)
         store = make_store(settings)
         scorer = Scorer(settings.search_batch_max, on_start=lambda: limit_threads(settings))
         try:

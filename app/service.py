@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch
 from app.event_log import LoggedEvent
 from app.metrics import Metrics
 from app.model_registry import ModelRegistry, ServingModel
-from app.schemas import Event, EventAck, Fallback, Recommendation, Recommendations
+from app.schemas import Event, EventAck, Fallback
 from app.scorer import ScoreJob, Scorer
 from app.session_store import SessionRecord, SessionStore, StoreUnavailable
 from app.settings import Settings
@@ -40,13 +41,18 @@ class Query:
     exclude_seen: bool
 
 
-def _to_response(sm: ServingModel, ranked: Ranked, fallback: Fallback | None) -> Recommendations:
+# Answers are plain dicts in the shape of ``schemas.Recommendations``: the hot endpoints
+# serialise them directly instead of validating 20 pydantic objects per request.
+Answer = dict[str, Any]
+
+
+def _answer(sm: ServingModel, ranked: Ranked, fallback: Fallback | None) -> Answer:
     ids = sm.item_ids
-    return Recommendations(
-        model_version=sm.version,
-        fallback=fallback,
-        items=[
-            Recommendation(item_id=ids[r], score=s, interest=k)
+    return {
+        "model_version": sm.version,
+        "fallback": fallback,
+        "items": [
+            {"item_id": ids[r], "score": s, "interest": k}
             for r, s, k in zip(
                 ranked.items.tolist(),
                 ranked.scores.tolist(),
@@ -54,23 +60,23 @@ def _to_response(sm: ServingModel, ranked: Ranked, fallback: Fallback | None) ->
                 strict=True,
             )
         ],
-    )
+    }
 
 
-def popular(sm: ServingModel, n: int, exclude: Sequence[int] = ()) -> Recommendations:
+def popular(sm: ServingModel, n: int, exclude: Sequence[int] = ()) -> Answer:
     """The most popular items (minus ``exclude``): the answer when there is no usable state."""
     head = sm.by_popularity[: n + len(exclude)]
     if len(exclude):
         head = head[~np.isin(head, np.asarray(exclude))]
-    head = head[:n]
-    return Recommendations(
-        model_version=sm.version,
-        fallback=None,
-        items=[
-            Recommendation(item_id=sm.item_ids[r], score=float(sm.popularity[r]), interest=None)
-            for r in head.tolist()
+    head = head[:n].tolist()
+    return {
+        "model_version": sm.version,
+        "fallback": None,
+        "items": [
+            {"item_id": sm.item_ids[r], "score": float(sm.popularity[r]), "interest": None}
+            for r in head
         ],
-    )
+    }
 
 
 class Service:
@@ -129,10 +135,10 @@ class Service:
 
     def _fallback(
         self, sm: ServingModel, q: Query, reason: Fallback, seen: Sequence[int] = ()
-    ) -> Recommendations:
+    ) -> Answer:
         self.metrics.fallbacks.labels(reason).inc()
         out = popular(sm, q.n, seen if q.exclude_seen else ())
-        out.fallback = reason
+        out["fallback"] = reason
         return out
 
     def _job(
@@ -164,7 +170,7 @@ class Service:
     async def _score(self, job: ScoreJob) -> Ranked:
         return await asyncio.wrap_future(self.scorer.submit(job))
 
-    async def for_session(self, session_id: str, q: Query) -> Recommendations:
+    async def for_session(self, session_id: str, q: Query) -> Answer:
         sm = self.model()
         try:
             rec = await self.store.get(session_id)
@@ -184,7 +190,7 @@ class Service:
             # the state is only a cache: if it cannot be written, the next call folds again
             with contextlib.suppress(StoreUnavailable):
                 await self.store.save_state(session_id, sm.version, new_state[0], rec.n_events)
-        return _to_response(sm, ranked, None)
+        return _answer(sm, ranked, None)
 
     @staticmethod
     def _resume(sm: ServingModel, rec: SessionRecord) -> tuple[torch.Tensor | None, list[str]]:
@@ -200,15 +206,15 @@ class Service:
                 return state, rec.items[len(rec.items) - missing :]
         return None, rec.items
 
-    async def stateless(self, items: Sequence[str | int], q: Query) -> Recommendations:
+    async def stateless(self, items: Sequence[str | int], q: Query) -> Answer:
         sm = self.model()
         rows = sm.rows([str(i) for i in items])
         if not rows:
             return self._fallback(sm, q, "no_known_items")
         job, _ = self._job(sm, None, rows, rows, q)
-        return _to_response(sm, await self._score(job), None)
+        return _answer(sm, await self._score(job), None)
 
-    async def similar(self, item_id: str, n: int) -> Recommendations:
+    async def similar(self, item_id: str, n: int) -> Answer:
         sm = self.model()
         row = sm.row_of.get(item_id)
         if row is None:
@@ -221,4 +227,4 @@ class Service:
             return max_score(scores, ids, n, exclude=np.array([row]))
 
         job = ScoreJob(sm, prepare, min(n + 1, sm.index.size), finish)
-        return _to_response(sm, await self._score(job), None)
+        return _answer(sm, await self._score(job), None)

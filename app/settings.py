@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     search_threads: int | None = Field(
         None, ge=1, description="FAISS (OpenMP) threads of the process (unset = FAISS default)"
     )
+    switch_interval_seconds: float | None = Field(
+        0.001,
+        gt=0,
+        description="GIL switch interval of the process (Python's default 0.005): shorter turns "
+        "keep the scoring thread from queueing behind the event loop",
+    )
     redis_timeout_seconds: float = Field(0.5, gt=0)
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
 

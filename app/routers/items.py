@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from app.deps import ItemIdPath, ServiceDep, SettingsDep, check_n
+from app.deps import ItemIdPath, ServiceDep, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations
 from app.service import UnknownItem
 
@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1/items", tags=["items"])
 
 @router.get(
     "/{item_id}/similar",
+    response_model=Recommendations,
     responses={404: {"model": Problem, "description": "item not in the model's catalog"}},
 )
 async def similar_items(
@@ -22,10 +23,10 @@ async def similar_items(
     service: ServiceDep,
     settings: SettingsDep,
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> Recommendations:
+) -> Response:
     check_n(n, settings)
     try:
-        return await service.similar(item_id, n)
+        return json_response(await service.similar(item_id, n))
     except UnknownItem:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"item {item_id!r} is not in the catalog"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
-from app.deps import ServiceDep, SessionIdPath, SettingsDep, check_n
+from app.deps import ServiceDep, SessionIdPath, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations, StatelessRequest
 from app.service import Query as RecQuery
 
@@ -18,7 +18,11 @@ _ERRORS = {
 }
 
 
-@router.get("/v1/sessions/{session_id}/recommendations", responses=_ERRORS)
+@router.get(
+    "/v1/sessions/{session_id}/recommendations",
+    response_model=Recommendations,
+    responses=_ERRORS,
+)
 async def session_recommendations(
     session_id: SessionIdPath,
     service: ServiceDep,
@@ -26,16 +30,18 @@ async def session_recommendations(
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
     diversity: Annotated[float, Query(ge=0.0, le=10.0)] = 0.0,
     exclude_seen: bool = True,
-) -> Recommendations:
+) -> Response:
     """Top-n for the visit, from its model state; ``fallback`` says when popularity stood in."""
     check_n(n, settings)
-    return await service.for_session(session_id, RecQuery(n, diversity, exclude_seen))
+    return json_response(
+        await service.for_session(session_id, RecQuery(n, diversity, exclude_seen))
+    )
 
 
-@router.post("/v1/recommendations", responses=_ERRORS)
+@router.post("/v1/recommendations", response_model=Recommendations, responses=_ERRORS)
 async def stateless_recommendations(
     body: StatelessRequest, service: ServiceDep, settings: SettingsDep
-) -> Recommendations:
+) -> Response:
     """For shops that keep the visit themselves: the state is computed from ``items``."""
     if len(body.items) > settings.max_request_items:
         raise HTTPException(
@@ -43,4 +49,5 @@ async def stateless_recommendations(
             f"{len(body.items)} items; at most {settings.max_request_items} per request",
         )
     check_n(body.n, settings, "body")
-    return await service.stateless(body.items, RecQuery(body.n, body.diversity, body.exclude_seen))
+    q = RecQuery(body.n, body.diversity, body.exclude_seen)
+    return json_response(await service.stateless(body.items, q))
