@@ -47,6 +47,13 @@ def serve(
     from app.settings import Settings
 
     settings = Settings()
+    if settings.embedded and workers > 1:
+        # Embedded sessions live in one process: several workers would each see a part.
+        console.print(
+            "[bold red]cannot serve:[/] the embedded store holds sessions in one process; "
+            "set NEXTITEM_REDIS_URL to run more than one worker"
+        )
+        raise typer.Exit(2)
     if current_version(settings.model_dir) is None:
         try:
             version = bootstrap_model(settings.model_dir)

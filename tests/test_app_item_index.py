@@ -1,0 +1,101 @@
+"""ItemIndex (exact and HNSW results, GPU selection) and the micro-batching scorer."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import faiss
+import numpy as np
+import pytest
+
+import app.item_index as item_index
+from app.item_index import IndexConfigError, ItemIndex
+from app.scorer import ScoreJob, Scorer
+from models.aggregators import max_score
+
+
+def test_flat_index_is_exact() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((500, 16)).astype(np.float32)
+    queries = rng.standard_normal((3, 16)).astype(np.float32)
+    scores, rows = ItemIndex(vectors, device="cpu").search(queries, 10)
+    brute = queries @ vectors.T
+    np.testing.assert_array_equal(rows, np.argsort(-brute, axis=1)[:, :10])
+    np.testing.assert_allclose(scores, np.sort(brute, axis=1)[:, ::-1][:, :10], rtol=1e-5)
+
+
+def test_hnsw_index_finds_most_of_the_exact_top10() -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+    queries = rng.standard_normal((50, 16)).astype(np.float32)
+    index = ItemIndex(vectors, kind="hnsw", hnsw_m=16, hnsw_ef_search=64, device="cpu")
+    assert (index.kind, index.device) == ("hnsw", "cpu")
+    _, approx = index.search(queries, 10)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.9
+    np.testing.assert_array_equal(index.vector(7), vectors[7])
+
+
+def test_gpu_is_selected_when_faiss_sees_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    moved = []
+
+    def to_gpu(resources, device, index):
+        moved.append((device, index.ntotal))
+        return index  # stands in for the GPU copy
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: SimpleNamespace(), raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", to_gpu, raising=False)
+    vectors = np.eye(4, dtype=np.float32)
+    index = ItemIndex(vectors, kind="hnsw")  # auto: the GPU wins, exact there
+    assert (index.kind, index.device, moved) == ("flat", "gpu", [(0, 4)])
+    assert ItemIndex(vectors, device="cpu").device == "cpu"
+
+
+def test_gpu_requested_without_one_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(item_index, "gpu_count", lambda: 0)
+    with pytest.raises(IndexConfigError, match="no GPU"):
+        ItemIndex(np.eye(4, dtype=np.float32), device="gpu")
+
+
+class _Model(SimpleNamespace):
+    """The part of a ServingModel the scorer uses."""
+
+
+def test_scorer_batches_waiting_jobs_and_keeps_results_apart() -> None:
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((300, 8)).astype(np.float32)
+    index = ItemIndex(vectors, device="cpu")
+    searches: list[int] = []
+    gate = threading.Event()
+    real_search = index.search
+
+    def counting_search(q, k):
+        gate.wait(5)  # hold the thread so that the other jobs queue up
+        searches.append(len(q))
+        return real_search(q, k)
+
+    index.search = counting_search
+    model = _Model(index=index)
+    scorer = Scorer(max_batch=64)
+    queries = [rng.standard_normal((1, 8)).astype(np.float32) for _ in range(20)]
+
+    def job(q, k=5):
+        return ScoreJob(model, lambda: q, k, lambda s, r: max_score(s, r, k).items.tolist())
+
+    def boom() -> np.ndarray:
+        raise ValueError("bad state")
+
+    futures = [scorer.submit(job(q)) for q in queries]
+    bad = scorer.submit(ScoreJob(model, boom, 5, lambda s, r: None))
+    gate.set()
+    results = [f.result(timeout=10) for f in futures]
+    with pytest.raises(ValueError, match="bad state"):
+        bad.result(timeout=10)
+    scorer.close()
+    # jobs that waited while the thread was busy went to the index together
+    assert len(searches) < len(queries) and sum(searches) == 20
+    for q, got in zip(queries, results, strict=True):
+        assert got == np.argsort(-(q @ vectors.T)[0])[:5].tolist()
