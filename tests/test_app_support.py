@@ -125,3 +125,21 @@ class LiveServer:
     @property
     def registry(self):
         return self.app.state.registry
+
+
+def write_comirec_checkpoint(model_dir: Path, n_items: int = N_ITEMS) -> str:
+    """An (untrained) ComiRec-SA with K=4 interests: the multi-interest path of the service."""
+    from models.comirec import ComiRecSA, MultiInterestConfig
+
+    model = ComiRecSA(MultiInterestConfig(n_items=n_items, dim=8, n_interests=4, max_len=5))
+    path = write_checkpoint(
+        model_dir,
+        "comirec-sa",
+        model.hyperparameters(),
+        model.checkpoint_weights(),
+        item_ids=np.array([item_id(r) for r in range(n_items)]),
+        popularity=np.arange(n_items, 0, -1).astype(float),
+        categories=np.array([f"c{r % 3}" for r in range(n_items)]),
+    )
+    set_current(model_dir, path.name)
+    return path.name
