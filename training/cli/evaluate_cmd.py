@@ -117,6 +117,14 @@ def parse_numbers(values: list[str], kind: type, option: str) -> tuple:
     return tuple(out)
 
 
+def parse_ks(values: list[str]) -> tuple[int, ...]:
+    """``["5,10", "20"]`` -> (5, 10, 20): sorted, de-duplicated, each at least 1."""
+    ks = tuple(sorted(set(parse_numbers(values, int, "--k"))))
+    if any(x < 1 for x in ks):
+        raise ParamError("--k must be at least 1")
+    return ks
+
+
 @app.command()
 def evaluate(
     model: str = typer.Option(..., help="pop, spop, itemknn, or a trained model kind"),
@@ -141,9 +149,7 @@ def evaluate(
         raise ParamError(f"unknown tie mode {ties!r}; choose one of {', '.join(TIE_MODES)}")
     if aggregator not in ("max", "greedy"):
         raise ParamError(f"unknown aggregator {aggregator!r}; choose max or greedy")
-    ks = tuple(sorted(set(parse_numbers(k, int, "--k"))))
-    if any(x < 1 for x in ks):
-        raise ParamError("--k must be at least 1")
+    ks = parse_ks(k)
     args = EvaluateArgs(
         model=model,
         dataset=dataset,
