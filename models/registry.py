@@ -21,6 +21,7 @@ MODEL_KINDS: dict[str, str] = {
     "cf-knn": "models.cf.serving:KnnSessionModel",
     "comirec-sa": "models.comirec:ComiRecSA",
     "comirec-dr": "models.comirec:ComiRecDR",
+    "gru4rec": "models.gru4rec:GRU4Rec",
     "mind": "models.mind:MIND",
 }
 

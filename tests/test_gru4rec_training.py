@@ -1,0 +1,209 @@
+"""GRU4Rec training: session-parallel batches, the sample store, the optimizer, the loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.gru4rec import GRU4Rec
+from models.registry import build_model
+from training.checkpoint import current_version, load_checkpoint
+from training.data.sessions import Dataset, ItemTable, Sessions
+from training.evaluation import NextItemTask, evaluate_next_item
+from training.gru4rec.batching import build_schedule
+from training.gru4rec.evaluate import evaluate_sessions
+from training.gru4rec.export import train_and_export
+from training.gru4rec.optimizer import AdagradMomentum
+from training.gru4rec.params import GRU4RecParams, bundled_names, load_params
+from training.gru4rec.sampling import SampleStore
+from training.gru4rec.train import train
+from training.params import ParamError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _sessions(rows: list[list[int]], first_times: list[float] | None = None) -> Sessions:
+    offsets = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    times = None
+    if first_times is not None:
+        times = np.concatenate(
+            [t + np.arange(len(r)) for r, t in zip(rows, first_times, strict=True)]
+        )
+    return Sessions(items=np.concatenate(rows).astype(np.int32), offsets=offsets, times=times)
+
+
+def test_session_parallel_schedule_hand_made() -> None:
+    # A = 0 1 2, B = 3 4, C = 5 6 7, in this time order; two slots.
+    sched = build_schedule(_sessions([[0, 1, 2], [3, 4], [5, 6, 7]], [0.0, 1.0, 2.0]), 2)
+    # slot 0 runs A for two steps; slot 1 runs B for one step, then C (reset) for two;
+    # at step 2 slot 0 has no session left and drops out.
+    assert sched.inputs[:, 1].tolist() == [3, 5, 6]
+    assert sched.targets[:, 1].tolist() == [4, 6, 7]
+    assert sched.inputs[:2, 0].tolist() == [0, 1]
+    assert sched.targets[:2, 0].tolist() == [1, 2]
+    assert sched.keep[:, :, 0].tolist() == [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]
+    assert sched.active.tolist() == [[True, True], [True, True], [False, True]]
+    assert sched.n_full == 2 and sched.n_events == 5
+
+
+def test_schedule_orders_sessions_by_first_event_time() -> None:
+    # C starts before B, so C takes the second slot first; length-1 sessions are skipped.
+    # A and C end together: B goes to the lower slot.
+    sched = build_schedule(_sessions([[0, 1, 2], [3, 4], [9], [5, 6, 7]], [0.0, 5.0, 0.5, 1.0]), 2)
+    assert sched.inputs[:, 0].tolist() == [0, 1, 3]
+    assert sched.inputs[:2, 1].tolist() == [5, 6]
+    assert sched.keep[:, 0, 0].tolist() == [0.0, 1.0, 0.0]
+    assert sched.active[2].tolist() == [True, False]
+    assert sched.n_events == 5
+    file_order = build_schedule(
+        _sessions([[0, 1, 2], [3, 4], [5, 6, 7]], [0.0, 5.0, 1.0]), 2, time_sort=False
+    )
+    assert file_order.inputs[0].tolist() == [0, 3]
+
+
+def test_hidden_state_resets_when_a_slot_takes_a_new_session() -> None:
+    # Train one step with lr ~ 0 and compare the states the loop would carry against
+    # clicking each session alone from a zero state.
+    torch.manual_seed(0)
+    model = GRU4Rec(n_items=8, layers=(4,)).eval()
+    sched = build_schedule(_sessions([[0, 1, 2], [3, 4], [5, 6, 7]], [0.0, 1.0, 2.0]), 2)
+    hidden = [torch.zeros(2, 4)]
+    seen = []
+    for t in range(sched.n_steps):
+        hidden = [h * sched.keep[t] for h in hidden]
+        _, hidden = model.hidden_step(model.input_table[sched.inputs[t]].detach(), hidden)
+        seen.append(hidden[0].detach().clone())
+    # slot 1 at step 1 clicked 5 as the first item of C: equal to a fresh session's state
+    fresh = model.step(model.init_state(), 5)
+    torch.testing.assert_close(seen[1][1], fresh)
+    fresh = model.step(fresh, 6)
+    torch.testing.assert_close(seen[2][1], fresh)
+
+
+def test_sample_store_distribution_and_refill() -> None:
+    support = np.array([1.0, 4.0, 0.0, 9.0])  # alpha 0.5 -> weights 1 : 2 : 0 : 3
+    gen = torch.Generator().manual_seed(1)
+    store = SampleStore(support, n_sample=100, alpha=0.5, store_size=2_000, generator=gen)
+    draws = torch.cat([store.next() for _ in range(600)])
+    assert store.refills == 30  # 20 rows per refill, never one draw per step
+    freq = np.bincount(draws.numpy(), minlength=4) / len(draws)
+    assert freq[2] == 0.0
+    np.testing.assert_allclose(freq, [1 / 6, 2 / 6, 0.0, 3 / 6], atol=0.01)
+    uniform = SampleStore(support, n_sample=50, alpha=0.0, store_size=100_000, generator=gen)
+    freq0 = np.bincount(uniform.next().numpy(), minlength=4)
+    assert freq0[2] == 0  # unseen items are never drawn, even when uniform
+
+
+def test_adagrad_momentum_hand_checked() -> None:
+    p = torch.nn.Parameter(torch.tensor([1.0]))
+    table = torch.nn.Parameter(torch.zeros(3, 1))
+    opt = AdagradMomentum([p], [table], lr=0.1, momentum=0.5)
+    for _ in range(2):
+        p.grad = torch.tensor([2.0])
+        opt.step_dense()
+    # step 1: acc 4, v = -0.1*2/2 = -0.1; step 2: acc 8, v = -0.05 - 0.2/sqrt(8) = -0.120711
+    assert p.item() == pytest.approx(1.0 - 0.1 - 0.120711, abs=1e-5)
+    opt.step_rows(table, torch.tensor([0, 2]), torch.tensor([[2.0], [1.0]]))
+    opt.step_rows(table, torch.tensor([0]), torch.tensor([[2.0]]))
+    # row 0 as above; row 2 one step: -0.1*1/1; row 1 untouched; row 2's momentum waits
+    assert table[:, 0].tolist() == pytest.approx([-0.220711, 0.0, -0.1], abs=1e-5)
+
+
+def _cyclic_data(n_items: int = 12, n_sessions: int = 120, seed: int = 0) -> Sessions:
+    """Sessions walking i -> i+1 (mod n): a next item a trained GRU4Rec must get right."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_sessions):
+        start, length = rng.integers(n_items), rng.integers(3, 7)
+        rows.append([(start + k) % n_items for k in range(length)])
+    return _sessions(rows, list(np.arange(n_sessions, dtype=float)))
+
+
+TINY = dict(layers=(16,), batch_size=8, n_sample=6, n_epochs=4, learning_rate=0.1)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(loss="cross-entropy", logq=1.0, sample_alpha=0.5),
+        dict(loss="bpr-max", elu_param=1.0, bpreg=0.5, momentum=0.3, dropout_p_embed=0.1),
+        dict(loss="top1-max", constrained_embedding=False, embedding=8),
+        dict(loss="bpr", constrained_embedding=False, embedding=0, n_sample=0),
+        dict(loss="top1", layers=(12, 12), dropout_p_hidden=0.1),
+        dict(loss="cross-entropy", smoothing=0.1, constrained_embedding=False, embedding=8),
+    ],
+)
+def test_training_learns_a_simple_pattern(extra: dict) -> None:
+    data = _cyclic_data()
+    params = GRU4RecParams(**{**TINY, **extra})
+    result = train(data, 12, params, progress=False)
+    task = NextItemTask.from_sessions(_cyclic_data(seed=1))
+    metrics, _ = evaluate_sessions(result.model, task, ks=(1, 3), progress=False)
+    assert metrics["recall@3"] > 0.9, metrics
+    assert result.epochs[-1].loss < result.epochs[0].loss
+
+
+def test_fixed_seed_repeats_the_run() -> None:
+    data = _cyclic_data()
+    params = GRU4RecParams(**TINY, dropout_p_hidden=0.2, momentum=0.2)
+    a = train(data, 12, params, progress=False)
+    b = train(data, 12, params, progress=False)
+    assert a.step_losses == b.step_losses
+    for k, v in a.model.state_dict().items():
+        torch.testing.assert_close(v, b.model.state_dict()[k], atol=0, rtol=0)
+    c = train(data, 12, params.replace(seed=7), progress=False)
+    assert c.step_losses != a.step_losses
+
+
+def test_session_walk_evaluation_equals_prefix_protocol() -> None:
+    data = _cyclic_data()
+    result = train(data, 12, GRU4RecParams(**{**TINY, "n_epochs": 1}), progress=False)
+    task = NextItemTask.from_sessions(_cyclic_data(seed=2))
+    walked, _ = evaluate_sessions(result.model, task, ks=(1, 5), progress=False)
+    prefixed, _ = evaluate_next_item(result.model, task, ks=(1, 5), progress=False)
+    assert walked == pytest.approx(prefixed, abs=1e-9)
+
+
+def test_params_files_and_validation() -> None:
+    assert {"diginetica_bprmax_shared_best", "yoochoose_xe_shared_best"} <= set(bundled_names())
+    assert len(bundled_names()) >= 6
+    p = load_params("diginetica_bprmax_shared_best", "layers=[100],n_epochs=3")
+    assert p.layers == (100,) and p.n_epochs == 3 and p.loss == "bpr-max"
+    assert p.activation == "elu-1" and p.bpreg == 0.9 and p.momentum == 0.15
+    assert load_params("layers=100/100,embedding=layersize").embedding == 100
+    with pytest.raises(ParamError, match="unknown gru4rec parameter"):
+        load_params("hidden=3")
+    with pytest.raises(ParamError, match="unknown loss"):
+        load_params("loss=hinge")
+    with pytest.raises(ParamError, match="smoothing"):
+        load_params("loss=bpr-max,smoothing=0.1")
+
+
+def test_train_and_export_writes_a_servable_checkpoint(tmp_path) -> None:
+    data = _cyclic_data()
+    ds = Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(100, 112)),
+        parts={"train": data, "test": _cyclic_data(seed=3)},
+    )
+    out = train_and_export(
+        ds, tmp_path, GRU4RecParams(**TINY), activate=True, progress=False, ks=(3,)
+    )
+    assert current_version(tmp_path) == out.path.name
+    ckpt = load_checkpoint(out.path)
+    assert ckpt.kind == "gru4rec" and (out.path / "loss.png").stat().st_size > 1000
+    assert ckpt.items["popularity"].sum() == data.n_events
+    model = build_model(ckpt.kind, ckpt.hyperparameters, ckpt.weights)
+    task = NextItemTask.from_dataset(ds)
+    again, _ = evaluate_sessions(model, task, ks=(3,), progress=False)
+    assert again == pytest.approx(out.metrics) and out.metrics["recall@3"] > 0.9
+    assert [e["epoch"] for e in ckpt.manifest["training"]["epochs"]] == [1, 2, 3, 4]

@@ -1,0 +1,1 @@
+"""Training GRU4Rec: session-parallel batches, sampled negatives, Adagrad with momentum."""
