@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models.gru4rec import GRU4Rec
+from models.gru4rec_loss import sampled_loss
 from models.registry import build_model
 from training.checkpoint import current_version, load_checkpoint
 from training.data.sessions import Dataset, ItemTable, Sessions
@@ -207,3 +208,52 @@ def test_train_and_export_writes_a_servable_checkpoint(tmp_path) -> None:
     again, _ = evaluate_sessions(model, task, ks=(3,), progress=False)
     assert again == pytest.approx(out.metrics) and out.metrics["recall@3"] > 0.9
     assert [e["epoch"] for e in ckpt.manifest["training"]["epochs"]] == [1, 2, 3, 4]
+
+
+def _reference_steps(model: GRU4Rec, p: GRU4RecParams, batches: list) -> None:
+    """The textbook form of the official step: autograd through the full tables, then
+    Adagrad + momentum on every dense weight and on the touched rows of each table."""
+    params = dict(model.named_parameters())
+    acc = {k: torch.zeros_like(v) for k, v in params.items()}
+    mom = {k: torch.zeros_like(v) for k, v in params.items()}
+    hidden = [torch.zeros(len(batches[0][0]), h) for h in model.layers]
+    for x, y in batches:
+        top, hidden = model.hidden_step(model.input_table[x], hidden)
+        scores = top @ model.Wy[y].T + model.By[y]
+        loss = sampled_loss(p.loss, scores, final_act=p.activation, bpreg=p.bpreg) / p.batch_size
+        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+        hidden = [h.detach() for h in hidden]
+        touched = {"Wy": torch.unique(torch.cat([x, y])), "By": torch.unique(y)}
+        with torch.no_grad():
+            for k, w in params.items():
+                rows = touched.get(k, torch.arange(w.shape[0]))
+                g = grads[k][rows]
+                acc[k][rows] += g * g
+                mom[k][rows] = p.momentum * mom[k][rows] - p.learning_rate * g / torch.sqrt(
+                    acc[k][rows] + 1e-6
+                )
+                w[rows] += mom[k][rows]
+
+
+def test_train_step_equals_the_textbook_step() -> None:
+    from training.gru4rec.train import _Step
+
+    p = GRU4RecParams(
+        loss="bpr-max", layers=(6,), batch_size=4, momentum=0.4, learning_rate=0.2, n_sample=5
+    )
+    torch.manual_seed(5)
+    fast = GRU4Rec(n_items=9, layers=p.layers)
+    slow = GRU4Rec(n_items=9, layers=p.layers)
+    slow.load_state_dict(fast.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):  # repeated items inside a step on purpose (inputs, targets, samples)
+        x = torch.randint(0, 9, (4,), generator=gen)
+        batches.append((x, torch.randint(0, 9, (9,), generator=gen)))
+    step = _Step(fast, p, np.ones(9))
+    hidden = [torch.zeros(4, 6)]
+    for x, y in batches:
+        _, hidden = step(x, y, hidden)
+    _reference_steps(slow, p, batches)
+    for k, v in slow.state_dict().items():
+        torch.testing.assert_close(fast.state_dict()[k], v, atol=1e-6, rtol=1e-5)

@@ -83,25 +83,34 @@ class _Step:
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         m, p = self.model, self.p
         n_batch = x.shape[0]
+        # Score each distinct output item once ([B, U] matmul), then expand to the
+        # [B, B + n_sample] matrix the loss needs (duplicates count, as in the official).
         out_rows, out_inv = torch.unique(y, return_inverse=True)
+        n_out = len(out_rows)
         bias = m.By.detach().index_select(0, out_rows).requires_grad_()
         if m.constrained_embedding:
-            rows, inv = torch.unique(torch.cat([x, y]), return_inverse=True)
+            # One leaf for every Wy row the step touches: outputs first (so the score
+            # matmul reads a view), then the inputs that are not also outputs.
+            pos = torch.searchsorted(out_rows, x).clamp_(max=n_out - 1)
+            shared = out_rows[pos] == x
+            extra_rows, extra_inv = torch.unique(x[~shared], return_inverse=True)
+            rows = torch.cat([out_rows, extra_rows])
+            pos[~shared] = n_out + extra_inv
             w = m.Wy.detach().index_select(0, rows).requires_grad_()
-            x_rows, o_rows = w[inv[:n_batch]], w[inv[n_batch:]]
+            x_rows, o_rows = w[pos], w[:n_out]
             leaves = [(m.Wy, rows, w)]
         else:
             in_rows, in_inv = torch.unique(x, return_inverse=True)
             table = m.input_table
             e = table.detach().index_select(0, in_rows).requires_grad_()
             w = m.Wy.detach().index_select(0, out_rows).requires_grad_()
-            x_rows, o_rows = e[in_inv], w[out_inv]
+            x_rows, o_rows = e[in_inv], w
             leaves = [(table, in_rows, e), (m.Wy, out_rows, w)]
         leaves.append((m.By, out_rows, bias))
         for q in self.dense:
             q.grad = None
         top, hidden = m.hidden_step(x_rows, hidden, p.dropout_p_embed, p.dropout_p_hidden)
-        scores = torch.addmm(bias[out_inv], top, o_rows.T)
+        scores = torch.addmm(bias, top, o_rows.T).index_select(1, out_inv)
         log_q = None
         if self.log_support is not None:
             ls = self.log_support[y]
