@@ -18,6 +18,7 @@ from training.cf.baseline_fit import BaselineConfig, fit_baseline
 from training.cf.export import session_model
 from training.cf.factor_fit import SVDConfig, SVDppConfig, fit_svd, fit_svdpp
 from training.cf.knn_fit import KNNConfig, fit_knn
+from training.cf.rbm_fit import RBMConfig, fit_rbm
 from training.checkpoint import load_checkpoint, write_checkpoint
 from training.cli import app
 
@@ -30,6 +31,7 @@ def fitted_models():
         fit_svdpp(r, SVDppConfig(n_factors=4, n_epochs=3)),
         fit_knn(r, KNNConfig(), user_based=False),
         fit_knn(r, KNNConfig(similarity="cosine"), user_based=True),
+        fit_rbm(r, RBMConfig(n_hidden=4, n_epochs=2), seed=0),
     ]
 
 

@@ -20,6 +20,8 @@ def config_from(cls: type[C], params: dict[str, Any], what: str) -> C:
         kind = type(default) if default is not None else None
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if kind is tuple and isinstance(value, list):
+            value = tuple(value)
         if kind is not None and not isinstance(value, kind):
             raise ParamError(f"{what} parameter {key}={value!r}: expected {kind.__name__}")
         values[key] = value

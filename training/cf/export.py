@@ -12,6 +12,7 @@ import torch
 from models.cf.baseline import Baseline
 from models.cf.factor import SVD, SVDpp, TimeSVDpp
 from models.cf.knn import KNN
+from models.cf.rbm import RBM
 from models.cf.recommend import RatingModel
 from models.cf.serving import FactorSessionModel, KnnSessionModel
 from training.checkpoint import write_checkpoint
@@ -38,6 +39,11 @@ def session_model(model: RatingModel) -> tuple[str, Any]:
     if isinstance(model, KNN):
         sim = item_item_cosine(model) if model.user_based else model.sim
         return "cf-knn", KnnSessionModel(_t(sim))
+    if isinstance(model, RBM):
+        # The RBM has no inner-product form: serve the item-item cosine of its weights.
+        w = model.W.reshape(model.n_items, -1).double().numpy()
+        norms = np.maximum(np.linalg.norm(w, axis=1), 1e-12)
+        return "cf-knn", KnnSessionModel(_t((w @ w.T) / np.outer(norms, norms)))
     if isinstance(model, TimeSVDpp):
         last_bin = model.bi_bin[:, -1]
         return "cf-factors", FactorSessionModel(_t(model.Q), _t(model.bi + last_bin), _t(model.Y))

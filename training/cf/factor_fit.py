@@ -16,6 +16,7 @@ import numpy as np
 from models.cf.factor import SVD, SVDpp, TimeAxis, TimeSVDpp
 from models.cf.ratings import Ratings
 from training.cf.sgd_kernels import svd_epoch, svdpp_epoch, timesvdpp_epoch
+from training.params import ParamError
 
 Progress = Callable[[int, float], None]  # (epoch, training RMSE)
 
@@ -48,6 +49,13 @@ class SVDppConfig:
     lr_decay: float = 1.0
     init_mean: float = 0.0
     init_std: float = 0.1
+    # N(u): the items u rated in training ("train"), or also those whose rating is to be
+    # predicted ("train+test": Koren's setting, where *that* u rated them is known)
+    implicit: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.implicit not in ("train", "train+test"):
+            raise ParamError(f"implicit must be 'train' or 'train+test', got {self.implicit!r}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,13 @@ class TimeSVDppConfig:
     lr_decay: float = 1.0
     init_mean: float = 0.0
     init_std: float = 0.1
+    # N(u): the items u rated in training ("train"), or also those whose rating is to be
+    # predicted ("train+test": Koren's setting, where *that* u rated them is known)
+    implicit: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.implicit not in ("train", "train+test"):
+            raise ParamError(f"implicit must be 'train' or 'train+test', got {self.implicit!r}")
 
 
 def _or(value: float, fallback: float) -> float:

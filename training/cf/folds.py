@@ -11,7 +11,7 @@ import numpy as np
 
 from models.cf.ratings import SECONDS_PER_DAY, Ratings
 from models.cf.recommend import RatingModel
-from training.cf import baseline_fit, factor_fit, knn_fit
+from training.cf import baseline_fit, factor_fit, knn_fit, rbm_fit
 from training.cf.config import as_dict, config_from
 from training.cf.sgd_kernels import warm_up
 from training.data.sessions import Dataset, Sessions
@@ -52,12 +52,16 @@ def _implicit_union(train: Ratings, test: Ratings) -> Ratings:
     )
 
 
+def _implicit_of(train: Ratings, c: Any, test: Ratings | None) -> Ratings | None:
+    return _implicit_union(train, test) if c.implicit == "train+test" and test else None
+
+
 def _fit_svdpp(train: Ratings, c: Any, seed: int, test: Ratings | None) -> RatingModel:
-    return factor_fit.fit_svdpp(train, c, seed)
+    return factor_fit.fit_svdpp(train, c, seed, implicit=_implicit_of(train, c, test))
 
 
 def _fit_timesvdpp(train: Ratings, c: Any, seed: int, test: Ratings | None) -> RatingModel:
-    return factor_fit.fit_timesvdpp(train, c, seed)
+    return factor_fit.fit_timesvdpp(train, c, seed, implicit=_implicit_of(train, c, test))
 
 
 FAMILIES: dict[str, Family] = {
@@ -67,6 +71,7 @@ FAMILIES: dict[str, Family] = {
     "svd": Family(factor_fit.SVDConfig, lambda r, c, s, t: factor_fit.fit_svd(r, c, s)),
     "svdpp": Family(factor_fit.SVDppConfig, _fit_svdpp),
     "timesvdpp": Family(factor_fit.TimeSVDppConfig, _fit_timesvdpp, needs_times=True),
+    "rbm": Family(rbm_fit.RBMConfig, lambda r, c, s, t: rbm_fit.fit_rbm(r, c, s, test=t)),
     "itemknn": Family(knn_fit.KNNConfig, lambda r, c, s, t: knn_fit.fit_knn(r, c, False)),
     "userknn": Family(knn_fit.KNNConfig, lambda r, c, s, t: knn_fit.fit_knn(r, c, True)),
 }

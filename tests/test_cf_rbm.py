@@ -1,0 +1,76 @@
+"""Conditional RBM: the exact predictive marginal against brute-force enumeration of h,
+the mean-field rule by hand, the conditional term, and repeatable fits."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from models.cf.rbm import RBM
+from tests.test_cf_factor import random_ratings
+from training.cf.rbm_fit import RBMConfig, fit_rbm
+
+
+def tiny_rbm(exact: bool) -> RBM:
+    g = torch.Generator().manual_seed(0)
+    n_items, K, F = 3, 5, 3
+    # user 0 rated item 0 with 4 and item 1 with 2; r also marks item 2 (rating unknown)
+    return RBM(
+        W=torch.randn(n_items, K, F, generator=g),
+        b=torch.randn(n_items, K, generator=g),
+        c=torch.randn(F, generator=g),
+        D=torch.randn(n_items, F, generator=g),
+        indptr=np.array([0, 2]),
+        items=np.array([0, 1]),
+        ratings=np.array([4, 2]),
+        cond_indptr=np.array([0, 3]),
+        cond_items=np.array([0, 1, 2]),
+        exact=exact,
+    )
+
+
+def test_exact_prediction_sums_out_the_hidden_units():
+    m = tiny_rbm(exact=True)
+    W, b, c, D = (t.double() for t in (m.W, m.b, m.c, m.D))
+    weights = []
+    for k in range(5):
+        total = 0.0
+        for h in itertools.product([0.0, 1.0], repeat=3):
+            h = torch.tensor(h, dtype=torch.float64)
+            # -E(V, v_2 = k, h): visible-hidden terms of items 0 (rating 4), 1 (rating 2), 2 (k)
+            neg_e = (W[0, 3] + W[1, 1] + W[2, k]) @ h + b[0, 3] + b[1, 1] + b[2, k]
+            neg_e += c @ h + D.sum(0) @ h
+            total += float(torch.exp(neg_e))
+        weights.append(total)
+    p = np.array(weights) / sum(weights)
+    assert m.predict(np.array([0]), np.array([2]))[0] == pytest.approx(p @ np.arange(1, 6))
+
+
+def test_mean_field_prediction_by_hand():
+    m = tiny_rbm(exact=False)
+    x = m.c + m.W[0, 3] + m.W[1, 1] + m.D.sum(0)
+    p_hat = torch.sigmoid(x)
+    p = torch.softmax(m.b[2] + m.W[2] @ p_hat, dim=0)
+    assert m.predict(np.array([0]), np.array([2]))[0] == pytest.approx(
+        float(p @ torch.arange(1.0, 6.0)), rel=1e-5
+    )
+
+
+def test_conditional_term_moves_the_prediction():
+    m = tiny_rbm(exact=True)
+    with_r = m.predict(np.array([0]), np.array([2]))[0]
+    m.cond_items = np.array([0, 1])
+    m.cond_indptr = np.array([0, 2])
+    assert m.predict(np.array([0]), np.array([2]))[0] != pytest.approx(with_r)
+
+
+def test_fit_is_repeatable_and_learns():
+    r = random_ratings(2, n_users=30, n_items=20, n=400)
+    config = RBMConfig(n_hidden=8, n_epochs=6, batch_size=8, lr=0.1, cd_epochs=(0, 2, 3, 4))
+    a, b = fit_rbm(r, config, seed=1), fit_rbm(r, config, seed=1)
+    assert torch.equal(a.W, b.W)
+    assert not torch.equal(a.W, fit_rbm(r, config, seed=2).W)
+    assert RBMConfig().steps_at(0) == 1 and RBMConfig().steps_at(50) == 9
