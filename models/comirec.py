@@ -18,7 +18,8 @@ once a user has L items).
   positions, as the official code does.
 - ComiRec-DR: dynamic routing from the window's behaviour capsules to K interest
   capsules. The bilinear map ``W_j`` (d x d per interest) is shared by all
-  behaviour positions; routing logits start from N(0, 1) and are never
+  behaviour positions; routing logits start from N(0, 1) (``routing_std``;
+  the official code starts DR from zeros, ``routing_std=0``) and are never
   back-propagated (the routing iterations see a detached copy of the
   predictions, only the last one carries gradients, as in the official code);
   squash after each iteration; 3 iterations. In training the logits are drawn
@@ -51,6 +52,7 @@ class MultiInterestConfig:
     max_len: int = 20
     attention_dim: int = 0  # ComiRec-SA's d_a; 0 means 4 * dim
     routing_iterations: int = 3  # ComiRec-DR and MIND
+    routing_std: float = 1.0  # initial routing logits ~ N(0, std^2); 0 = the official code's zeros
     power: float = 1.0  # MIND's label-aware attention exponent p (training only)
     seed: int = 0  # fixes the initial weights and the evaluation routing logits
 
@@ -60,6 +62,8 @@ class MultiInterestConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.attention_dim < 0:
             raise ValueError("attention_dim must be >= 0 (0 = 4 * dim)")
+        if self.routing_std < 0:
+            raise ValueError("routing_std must be >= 0")
         if self.power <= 0:
             raise ValueError("power must be positive")
 
@@ -228,14 +232,13 @@ class ComiRecDR(MultiInterestModel):
         with torch.no_grad():
             self.maps.normal_(0.0, 1.0 / math.sqrt(d), generator=self.generator)
         # The evaluation-time routing logits: one fixed N(0, 1) draw, kept with the weights.
-        self.register_buffer(
-            "routing_logits", torch.randn(K, config.max_len, generator=self.generator)
-        )
+        draw = torch.randn(K, config.max_len, generator=self.generator)
+        self.register_buffer("routing_logits", draw * config.routing_std)
 
     def initial_logits(self, batch: int) -> torch.Tensor:
         K, L = self.config.n_interests, self.config.max_len
         if self.training:
-            return torch.randn(batch, K, L)
+            return torch.randn(batch, K, L) * self.config.routing_std
         return self.routing_logits.expand(batch, K, L)
 
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,10 +37,8 @@ class MIND(MultiInterestModel):
         self.hidden = nn.Linear(d, d)
         with torch.no_grad():
             self.shared_map.normal_(0.0, 1.0 / math.sqrt(d), generator=self.generator)
-        self.register_buffer(
-            "routing_logits",
-            torch.randn(config.n_interests, config.max_len, generator=self.generator),
-        )
+        draw = torch.randn(config.n_interests, config.max_len, generator=self.generator)
+        self.register_buffer("routing_logits", draw * config.routing_std)
 
     def active_interests(self, mask: torch.Tensor) -> torch.Tensor:
         """[B, K] bool: the first ``max(1, min(K, floor(log2 n)))`` interests of each window."""
@@ -53,7 +51,10 @@ class MIND(MultiInterestModel):
         e = self.embedding(items) @ self.shared_map.T
         predictions = e[:, None].expand(-1, K, -1, -1)
         active = self.active_interests(mask)
-        logits = torch.randn(len(items), K, L) if self.training else self.routing_logits
+        if self.training:
+            logits = torch.randn(len(items), K, L) * self.config.routing_std
+        else:
+            logits = self.routing_logits
         # Inactive interests take no share of any behaviour.
         logits = logits.expand(len(items), K, L).masked_fill(~active[..., None], -torch.inf)
         capsules = dynamic_routing(predictions, mask, logits, self.config.routing_iterations)
