@@ -9,6 +9,7 @@ import torch
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import sampled_loss
 from models.registry import build_model
+from tests.conftest import needs_shared_data
 from training.checkpoint import current_version, load_checkpoint
 from training.data.sessions import Dataset, ItemTable, Sessions
 from training.evaluation import NextItemTask, evaluate_next_item
@@ -257,3 +258,62 @@ def test_train_step_equals_the_textbook_step() -> None:
     _reference_steps(slow, p, batches)
     for k, v in slow.state_dict().items():
         torch.testing.assert_close(fast.state_dict()[k], v, atol=1e-6, rtol=1e-5)
+
+
+def test_search_spaces_are_the_official_ones() -> None:
+    from training.gru4rec.tune import load_space
+
+    bpr = {d.name: d for d in load_space("gru4rec_bprmax")}
+    assert set(bpr) == {
+        "layers", "batch_size", "learning_rate", "dropout_p_embed", "dropout_p_hidden",
+        "momentum", "sample_alpha", "bpreg", "elu_param",
+    }  # fmt: skip
+    assert (bpr["layers"].low, bpr["layers"].high, bpr["layers"].step) == (64, 512, 32)
+    assert bpr["elu_param"].values == (0.5, 1.0, 0.0)
+    assert {d.name for d in load_space("gru4rec_xe")} == set(bpr) - {"bpreg", "elu_param"}
+    with pytest.raises(ParamError, match="no search space"):
+        load_space("nope")
+
+
+def test_tune_searches_on_a_split_of_the_training_data() -> None:
+    from training.gru4rec.tune import Dimension, tune
+
+    train_part = _cyclic_data(n_sessions=200)
+    test_part = _sessions([[11, 11, 11]])  # would score 0: must never be looked at
+    ds = Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(12)),
+        parts={"train": train_part, "test": test_part},
+    )
+    seen = []
+    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
+    study, how = tune(
+        ds, space, {**TINY, "n_epochs": 2}, n_trials=2, on_trial=lambda *a: seen.append(a)
+    )
+    assert "last 10%" in how and len(seen) == 2
+    assert study.best_value > 0.5 and 0.05 <= study.best_params["learning_rate"] <= 0.2
+
+
+@needs_shared_data
+def test_train_command_writes_checkpoint_and_record(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    out = tmp_path / "models"
+    args = [
+        "train", "gru4rec", "--dataset", "yoochoose-100k",
+        "--params", "yoochoose_xe_shared_best", "--params", "layers=[16],n_sample=32,n_epochs=1",
+        "--out", str(out), "--activate", "--json", str(tmp_path / "r.json"),
+        "--seed", "3", "--threads", "1", "--no-progress",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["model"] == "gru4rec" and rec["params"]["seed"] == 3
+    assert 0.1 < rec["metrics"]["recall@20"] <= 1.0 and rec["training"]["events_per_second"] > 0
+    ckpt = load_checkpoint(out / current_version(out))
+    assert ckpt.hyperparameters["layers"] == [16] and "loss.png" in ckpt.manifest["files"]
