@@ -15,7 +15,7 @@ from training.data.sessions import Dataset, ItemTable, Sessions
 from training.evaluation import NextItemTask, evaluate_next_item
 from training.gru4rec.batching import build_schedule
 from training.gru4rec.evaluate import evaluate_sessions
-from training.gru4rec.export import train_and_export
+from training.gru4rec.export import export_model
 from training.gru4rec.optimizer import AdagradMomentum
 from training.gru4rec.params import GRU4RecParams, bundled_names, load_params
 from training.gru4rec.sampling import SampleStore
@@ -197,9 +197,7 @@ def test_train_and_export_writes_a_servable_checkpoint(tmp_path) -> None:
         items=ItemTable(ids=np.arange(100, 112)),
         parts={"train": data, "test": _cyclic_data(seed=3)},
     )
-    out = train_and_export(
-        ds, tmp_path, GRU4RecParams(**TINY), activate=True, progress=False, ks=(3,)
-    )
+    out = export_model(ds, tmp_path, GRU4RecParams(**TINY), activate=True, progress=False, ks=(3,))
     assert current_version(tmp_path) == out.path.name
     ckpt = load_checkpoint(out.path)
     assert ckpt.kind == "gru4rec" and (out.path / "loss.png").stat().st_size > 1000
@@ -317,3 +315,18 @@ def test_train_command_writes_checkpoint_and_record(tmp_path) -> None:
     assert 0.1 < rec["metrics"]["recall@20"] <= 1.0 and rec["training"]["events_per_second"] > 0
     ckpt = load_checkpoint(out / current_version(out))
     assert ckpt.hyperparameters["layers"] == [16] and "loss.png" in ckpt.manifest["files"]
+
+
+def test_service_bootstrap_function_returns_an_active_checkpoint(tmp_path) -> None:
+    from training.gru4rec.train import train_and_export
+
+    ds = Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(12)),
+        parts={"train": _cyclic_data(), "test": _cyclic_data(seed=4)},
+    )
+    path = train_and_export(ds, tmp_path, "n_epochs=1,layers=[8],n_sample=4,batch_size=8")
+    assert path.parent == tmp_path and current_version(tmp_path) == path.name
+    ckpt = load_checkpoint(path)
+    assert ckpt.hyperparameters["n_sample"] == 4 and "recall@20" in ckpt.manifest["metrics"]

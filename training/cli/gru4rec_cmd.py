@@ -90,7 +90,7 @@ def train_gru4rec(
     progress: bool = typer.Option(True, help="progress bars"),
 ) -> None:
     """Train GRU4Rec, evaluate it (next-item, all items) and write a servable checkpoint."""
-    from training.gru4rec.export import train_and_export
+    from training.gru4rec.export import export_model
 
     if ties not in TIE_MODES:
         raise ParamError(f"unknown tie mode {ties!r}; choose one of {', '.join(TIE_MODES)}")
@@ -101,7 +101,7 @@ def train_gru4rec(
         p = p.replace(seed=seed)
     ds = load_dataset(dataset)
     console.print(_setup_table("train gru4rec", ds.name, ds.n_items, p))
-    exported = train_and_export(
+    exported = export_model(
         ds,
         out,
         p,

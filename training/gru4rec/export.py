@@ -59,7 +59,7 @@ def plot_losses(result: TrainResult, path: Path, title: str) -> Path:
     return path
 
 
-def train_and_export(
+def export_model(
     dataset: str | Dataset,
     model_dir: Path,
     params: GRU4RecParams | str | dict[str, Any] | None = None,
@@ -76,6 +76,7 @@ def train_and_export(
     """Train on ``train_part``, evaluate on ``test_part`` (None: skip), write a checkpoint.
 
     ``params`` defaults to a small, quick configuration (``DEFAULT_PARAMS``).
+    Returns the checkpoint path with the training result, metrics and timings.
     """
     t0 = time.perf_counter()
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
@@ -130,3 +131,21 @@ def train_and_export(
     if activate:
         set_current(model_dir, path.name)
     return ExportResult(path=path, result=result, metrics=metrics, seconds=seconds)
+
+
+def train_and_export(
+    dataset: str | Dataset,
+    model_dir: Path,
+    params: GRU4RecParams | str | dict[str, Any] | None = None,
+    *,
+    activate: bool = True,
+    seed: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Train, evaluate and write an (active) checkpoint; returns its directory.
+
+    The service calls this to bootstrap a model when its model directory is empty.
+    """
+    return export_model(
+        dataset, model_dir, params, activate=activate, seed=seed, progress=progress
+    ).path

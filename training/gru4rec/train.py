@@ -18,6 +18,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import sampled_loss
-from training.data.sessions import Sessions
+from training.data.sessions import Dataset, Sessions
 from training.gru4rec.batching import Schedule, build_schedule
 from training.gru4rec.optimizer import AdagradMomentum
 from training.gru4rec.params import GRU4RecParams
@@ -131,6 +133,18 @@ class _Step:
         for table, rows, leaf in leaves:
             self.opt.step_rows(table, rows, leaf.grad)
         return loss.detach(), [h.detach() for h in hidden]
+
+
+def train_and_export(
+    dataset: str | Dataset,
+    model_dir: Path,
+    params: GRU4RecParams | str | dict[str, Any] | None = None,
+    **options: Any,
+) -> Path:
+    """Train, evaluate and write an active checkpoint (see ``training.gru4rec.export``)."""
+    from training.gru4rec.export import train_and_export as export
+
+    return export(dataset, model_dir, params, **options)
 
 
 def item_support(sessions: Sessions, n_items: int) -> np.ndarray:
