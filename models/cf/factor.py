@@ -4,10 +4,10 @@
 - SVD++: r_ui = mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j), N(u) the
   items u rated (implicit feedback: *that* u rated them, not how).
 - timeSVD++ (Koren, KDD 2009, eq. 8-13): the biases and user factors move in time,
-  r_ui(t) = mu + b_u + alpha_u dev_u(t) + b_{u,t} + b_i + b_{i,Bin(t)}
-            + q_i . (p_u + alpha_pu dev_u(t) + |N(u)|^-1/2 sum y_j),
-  dev_u(t) = sign(t - t_u) |t - t_u|^beta with t_u the user's mean rating day,
-  b_{u,t} a bias per (user, day) seen in training (0 on unseen days).
+  r_ui(t) = mu + b_u + alpha_u dev_u(t) + b_{u,t} + (b_i + b_{i,Bin(t)}) (c_u + c_{u,t})
+            + q_i . (p_u + alpha_pu dev_u(t) + p_{u,t} + |N(u)|^-1/2 sum y_j),
+  dev_u(t) = sign(t - t_u) |t - t_u|^beta with t_u the user's mean rating day, and
+  b_{u,t}, c_{u,t}, p_{u,t} per (user, day) seen in training (0 on unseen days).
 
 These classes hold parameters and predict; SGD / ALS fitting is in
 ``training.cf.factor_fit``. All predictions are clipped to the rating scale.
@@ -123,15 +123,21 @@ class TimeSVDpp(SVDpp):
     bu_day: np.ndarray | None = None  # b_{u,t} for each key
     user_mean_day: np.ndarray | None = None  # t_u [n_users]
     axis: TimeAxis | None = None
+    cu: np.ndarray | None = None  # c_u [n_users], scale of the item bias
+    cu_day: np.ndarray | None = None  # c_{u,t} per user-day key
+    p_day: np.ndarray | None = None  # p_{u,t} per user-day key [n_keys, k]
+
+    def user_day(self, users: np.ndarray, day_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row into the per-(user, day) parameters, whether training saw that day)."""
+        keys = users * self.n_day_slots + day_idx
+        if not len(self.user_day_keys):
+            return np.zeros(len(users), np.int64), np.zeros(len(users), bool)
+        pos = np.clip(np.searchsorted(self.user_day_keys, keys), 0, len(self.user_day_keys) - 1)
+        return pos, self.user_day_keys[pos] == keys
 
     def user_day_bias(self, users: np.ndarray, day_idx: np.ndarray) -> np.ndarray:
         """b_{u,t}: the (user, day) bias learnt in training, 0 for days not seen there."""
-        keys = users * self.n_day_slots + day_idx
-        pos = np.searchsorted(self.user_day_keys, keys)
-        pos = np.clip(pos, 0, max(len(self.user_day_keys) - 1, 0))
-        if not len(self.user_day_keys):
-            return np.zeros(len(users))
-        hit = self.user_day_keys[pos] == keys
+        pos, hit = self.user_day(users, day_idx)
         return np.where(hit, self.bu_day[pos], 0.0)
 
     @property
@@ -145,15 +151,18 @@ class TimeSVDpp(SVDpp):
         if days is None:
             raise ValueError("timeSVD++ needs the day of every rating to predict")
         dev = self.axis.dev(days, self.user_mean_day[users])
-        day_idx = self.axis.day_index(days)
-        z = self.P[users] + self.alpha_p[users] * dev[:, None] + self.implicit()[users]
+        pos, seen = self.user_day(users, self.axis.day_index(days))
+        # per-day terms exist only for (user, day) pairs seen in training
+        p_day = self.p_day[pos] * seen[:, None]
+        z = self.P[users] + self.alpha_p[users] * dev[:, None] + p_day + self.implicit()[users]
+        item_bias = self.bi[items] + self.bi_bin[items, self.axis.bins(days)]
+        scale = self.cu[users] + np.where(seen, self.cu_day[pos], 0.0)
         pred = (
             self.mu
             + self.bu[users]
             + self.alpha_u[users] * dev
-            + self.user_day_bias(users, day_idx)
-            + self.bi[items]
-            + self.bi_bin[items, self.axis.bins(days)]
+            + np.where(seen, self.bu_day[pos], 0.0)
+            + item_bias * scale
             + np.einsum("nk,nk->n", z, self.Q[items])
         )
         return np.clip(pred, *self.scale)
@@ -173,4 +182,7 @@ class TimeSVDpp(SVDpp):
             "user_day_keys": self.user_day_keys,
             "bu_day": self.bu_day,
             "user_mean_day": self.user_mean_day,
+            "cu": self.cu,
+            "cu_day": self.cu_day,
+            "p_day": self.p_day,
         }

@@ -78,6 +78,10 @@ class TimeSVDppConfig:
     reg_ud: float = 0.005
     lr_ap: float = 1e-5  # alpha_pu
     reg_ap: float = 50.0
+    lr_cu: float = 0.001  # c_u, c_{u,t}: the user's scale of the item bias
+    reg_cu: float = 0.01
+    lr_pd: float = 0.0  # p_{u,t}: day-specific user factors (0 leaves them out)
+    reg_pd: float = 0.1
     lr_decay: float = 1.0
     init_mean: float = 0.0
     init_std: float = 0.1
@@ -183,22 +187,28 @@ def fit_timesvdpp(
     keys = r.users * model.n_day_slots + axis.day_index(r.days)
     model.user_day_keys, user_day = np.unique(keys, return_inverse=True)
     model.bu_day = np.zeros(len(model.user_day_keys))
+    model.cu = np.ones(r.n_users)
+    model.cu_day = np.zeros(len(model.user_day_keys))
+    model.p_day = np.zeros((len(model.user_day_keys), k), np.float32)
     model.implicit_indptr, model.implicit_items = _implicit(r, implicit)
     indptr = r.indptr
     lr, lr_b, lr_y = c.lr, _or(c.lr_b, c.lr), _or(c.lr_y, c.lr)
     lr_bin, lr_au, lr_ud, lr_ap = c.lr_bin, c.lr_au, c.lr_ud, c.lr_ap
+    lr_cu, lr_pd = c.lr_cu, c.lr_pd
     m = model
     for epoch in range(c.n_epochs):
         rmse = timesvdpp_epoch(
             indptr, r.items, r.values, bins, dev, user_day.astype(np.int64),
             m.implicit_indptr, m.implicit_items,
-            m.mu, m.bu, m.bi, m.bi_bin, m.alpha_u, m.bu_day, P, Q, Y, m.alpha_p,
+            m.mu, m.bu, m.bi, m.bi_bin, m.alpha_u, m.bu_day, m.cu, m.cu_day, P, Q, Y,
+            m.alpha_p, m.p_day,
             lr_b, _or(c.reg_b, c.reg), lr_bin, c.reg_bin, lr_au, c.reg_au, lr_ud, c.reg_ud,
-            lr, c.reg, lr_y, _or(c.reg_y, c.reg), lr_ap, c.reg_ap, seed + epoch,
+            lr_cu, c.reg_cu, lr, c.reg, lr_y, _or(c.reg_y, c.reg), lr_ap, c.reg_ap,
+            lr_pd, c.reg_pd, seed + epoch,
         )  # fmt: skip
         d = c.lr_decay
-        lr, lr_b, lr_y, lr_bin, lr_au, lr_ud, lr_ap = (
-            x * d for x in (lr, lr_b, lr_y, lr_bin, lr_au, lr_ud, lr_ap)
+        lr, lr_b, lr_y, lr_bin, lr_au, lr_ud, lr_ap, lr_cu, lr_pd = (
+            x * d for x in (lr, lr_b, lr_y, lr_bin, lr_au, lr_ud, lr_ap, lr_cu, lr_pd)
         )
         if progress:
             progress(epoch, rmse)

@@ -145,11 +145,15 @@ def svdpp_epoch(
 @njit(cache=True, fastmath=True)
 def timesvdpp_epoch(
     indptr, items, values, bins, dev, user_day, imp_indptr, imp_items,
-    mu, bu, bi, bi_bin, alpha_u, bu_day, P, Q, Y, alpha_p,
-    lr_b, reg_b, lr_bin, reg_bin, lr_au, reg_au, lr_ud, reg_ud,
-    lr_f, reg_f, lr_y, reg_y, lr_ap, reg_ap, seed,
+    mu, bu, bi, bi_bin, alpha_u, bu_day, cu, cu_day, P, Q, Y, alpha_p, p_day,
+    lr_b, reg_b, lr_bin, reg_bin, lr_au, reg_au, lr_ud, reg_ud, lr_cu, reg_cu,
+    lr_f, reg_f, lr_y, reg_y, lr_ap, reg_ap, lr_pd, reg_pd, seed,
 ):  # fmt: skip
-    """One SGD pass of timeSVD++ (Koren 2009 eq. 13 with the biases of eq. 10)."""
+    """One SGD pass of timeSVD++ (Koren 2009 eq. 13 with the biases of eq. 10).
+
+    r = mu + b_u + alpha_u dev + b_{u,t} + (b_i + b_{i,bin}) (c_u + c_{u,t})
+        + q_i . (p_u + alpha_pu dev + p_{u,t} + |N(u)|^-1/2 sum y_j); c_u is pulled to 1.
+    """
     np.random.seed(seed)
     n_users = len(indptr) - 1
     k = P.shape[1]
@@ -183,25 +187,33 @@ def timesvdpp_epoch(
             d = dev[t]
             df = np.float32(d)
             ud = user_day[t]
+            pd = p_day[ud]
             dot = np.float32(0.0)
             for f in range(k):
-                z[f] = pu[f] + au[f] * df + norm * (s * ysum[f] + nnf * c[f])
+                z[f] = pu[f] + au[f] * df + pd[f] + norm * (s * ysum[f] + nnf * c[f])
                 dot += z[f] * qi[f]
-            pred = mu + bu[u] + alpha_u[u] * d + bu_day[ud] + bi[i] + bi_bin[i, b] + dot
+            item_bias = bi[i] + bi_bin[i, b]
+            scale = cu[u] + cu_day[ud]
+            pred = mu + bu[u] + alpha_u[u] * d + bu_day[ud] + item_bias * scale + dot
             err = values[t] - pred
             bu[u] += lr_b * (err - reg_b * bu[u])
-            bi[i] += lr_b * (err - reg_b * bi[i])
-            bi_bin[i, b] += lr_bin * (err - reg_bin * bi_bin[i, b])
+            bi[i] += lr_b * (err * scale - reg_b * bi[i])
+            bi_bin[i, b] += lr_bin * (err * scale - reg_bin * bi_bin[i, b])
             alpha_u[u] += lr_au * (err * d - reg_au * alpha_u[u])
             bu_day[ud] += lr_ud * (err - reg_ud * bu_day[ud])
+            cu[u] += lr_cu * (err * item_bias - reg_cu * (cu[u] - 1.0))
+            cu_day[ud] += lr_cu * (err * item_bias - reg_cu * cu_day[ud])
             step = np.float32(lr_f * err)
             step_a = np.float32(lr_ap * err * d)
             keep_a = np.float32(1.0 - lr_ap * reg_ap)
+            step_d = np.float32(lr_pd * err)
+            keep_d = np.float32(1.0 - lr_pd * reg_pd)
             step_y = np.float32(lr_y * err * norm)
             for f in range(k):
                 qf = qi[f]
                 pu[f] = keep * pu[f] + step * qf
                 au[f] = keep_a * au[f] + step_a * qf
+                pd[f] = keep_d * pd[f] + step_d * qf
                 qi[f] = keep * qf + step * z[f]
                 c[f] = decay * c[f] + step_y * qf
             s *= decay
@@ -229,5 +241,5 @@ def warm_up() -> None:
     svdpp_epoch(ptr, ix, v, np.array([0, 1], np.int64), one, 3.5, z(1), z(1), p, q, y,
                 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0)  # fmt: skip
     timesvdpp_epoch(ptr, ix, v, ix, z(2), ix, np.array([0, 1], np.int64), one,
-                    3.5, z(1), z(1), z((1, 1)), z(1), z(1), p, q, y, z((1, 2), np.float32),
-                    *([0.01] * 14), 0)  # fmt: skip
+                    3.5, z(1), z(1), z((1, 1)), z(1), z(1), np.ones(1), z(1), p, q, y,
+                    z((1, 2), np.float32), z((1, 2), np.float32), *([0.01] * 18), 0)  # fmt: skip
