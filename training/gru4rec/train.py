@@ -199,6 +199,10 @@ def _run_epoch(
     counts = sched.active.sum(dim=1)
     t0 = time.perf_counter()
     report_every = 200
+
+    def with_samples(targets: torch.Tensor) -> torch.Tensor:
+        return targets if store is None else torch.cat([targets, store.next()])
+
     with tqdm(
         total=sched.n_events,
         desc=f"epoch {epoch}/{params.n_epochs}",
@@ -209,21 +213,15 @@ def _run_epoch(
     ) as bar:
         done = 0
         for t in range(sched.n_steps):
-            keep = sched.keep[t]
-            hidden = [h * keep for h in hidden]
-            x, y = sched.inputs[t], sched.targets[t]
-            if t >= sched.n_full:  # the tail: some slots have no session left
+            hidden = [h * sched.keep[t] for h in hidden]  # reset the slots of new sessions
+            if t < sched.n_full:
+                loss, hidden = step(sched.inputs[t], with_samples(sched.targets[t]), hidden)
+            else:  # the tail: slots without a session left sit out, the batch shrinks
                 rows = sched.active[t].nonzero().view(-1)
-                x, y = x[rows], y[rows]
-                sub = [h[rows] for h in hidden]
-            if store is not None:
-                y = torch.cat([y, store.next()])
-            if t >= sched.n_full:
-                loss, new = step(x, y, sub)
+                x, y = sched.inputs[t, rows], with_samples(sched.targets[t, rows])
+                loss, new = step(x, y, [h[rows] for h in hidden])
                 for h, n in zip(hidden, new, strict=True):
                     h[rows] = n
-            else:
-                loss, hidden = step(x, y, hidden)
             losses[t] = loss
             if (t + 1) % report_every == 0 or t + 1 == sched.n_steps:
                 k = int(counts[done : t + 1].sum())
