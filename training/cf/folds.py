@@ -16,6 +16,7 @@ from training.cf.config import as_dict, config_from
 from training.cf.sgd_kernels import warm_up
 from training.data.sessions import Dataset, Sessions
 from training.evaluation import rating_metrics
+from training.params import ParamError
 
 
 def ratings_of(part: Sessions, n_items: int) -> Ratings:
@@ -109,7 +110,7 @@ def evaluate_fold(
     train = ratings_of(base, ds.n_items)
     test = ratings_of(test_part, ds.n_items)
     if FAMILIES[name].needs_times and train.days is None:
-        raise ValueError(f"{name} needs rating times; {ds.name} fold {fold} has none")
+        raise ParamError(f"{name} needs rating times; {ds.name} fold {fold} has none")
     warm_up()
     t0 = time.perf_counter()
     model = fit_model(name, train, config, seed, test)
