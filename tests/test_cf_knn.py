@@ -80,6 +80,15 @@ def test_baseline_centred_prediction_by_hand():
     assert model.predict(np.array([1]), np.array([2]))[0] == pytest.approx(expected)
 
 
+def test_mean_centred_prediction_by_hand():
+    # item means: i0 = 4, i1 = 7/3, i2 = 4.5
+    s = np.array([40 / 41, 27 / math.sqrt(18 * 41)])
+    expected = 4.5 + (s * np.array([3 - 4, 1 - 7 / 3])).sum() / s.sum()
+    assert knn(k=2, center="mean").predict(np.array([1]), np.array([2]))[0] == pytest.approx(
+        expected
+    )
+
+
 def test_negative_neighbours_do_not_vote_and_fall_back_to_the_baseline():
     # pearson_baseline of i2 to its neighbours can be negative; with min_k neighbours of
     # positive similarity missing, the prediction is the baseline itself.

@@ -106,7 +106,7 @@ class KNN:
         if self.center == "baseline":
             return self.mu + self.centre_u[users] + self.centre_i[items]
         if self.center == "mean":
-            return (self.centre_i[items] if not self.user_based else self.centre_u[users]) + 0.0
+            return self.centre_u[users] if self.user_based else self.centre_i[items]
         return np.zeros(len(users))
 
     def predict(
