@@ -103,6 +103,7 @@ def export_model(
             "loss": e.loss,
             "seconds": e.seconds,
             "events_per_second": e.events_per_second,
+            "events_per_cpu_second": e.events_per_cpu_second,
         }
         for e in result.epochs
     ]

@@ -44,6 +44,11 @@ class EpochStats:
     loss: float  # mean loss per mini-batch, weighted by the active rows (official report)
     seconds: float
     events: int
+    cpu_seconds: float = float("nan")  # process CPU time: a load-robust view of the cost
+
+    @property
+    def events_per_cpu_second(self) -> float:
+        return self.events / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
 
     @property
     def events_per_second(self) -> float:
@@ -197,7 +202,7 @@ def _run_epoch(
     hidden = [torch.zeros(params.batch_size, h) for h in model.layers]
     losses = torch.zeros(sched.n_steps)
     counts = sched.active.sum(dim=1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report_every = 200
 
     def with_samples(targets: torch.Tensor) -> torch.Tensor:
@@ -232,11 +237,13 @@ def _run_epoch(
                     loss=f"{float(losses[max(0, t - report_every + 1) : t + 1].mean()):.4f}",
                     evps=f"{bar.n / elapsed:,.0f}",
                 )
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     values = losses.numpy()
     weights = counts.numpy().astype(np.float64)
     mean = float((values * weights).sum() / max(weights.sum(), 1))
     if math.isnan(mean):
         raise TrainingDiverged(f"epoch {epoch}: the loss is NaN")
     step_losses.extend(values.tolist())
-    return EpochStats(epoch=epoch, loss=mean, seconds=seconds, events=sched.n_events)
+    return EpochStats(
+        epoch=epoch, loss=mean, seconds=seconds, events=sched.n_events, cpu_seconds=cpu_seconds
+    )
