@@ -19,7 +19,14 @@ from models.aggregators import diversity_greedy, max_score
 from models.comirec import ComiRecDR, ComiRecSA, MultiInterestConfig, MultiInterestModel
 from models.mind import MIND
 from models.registry import build_model
-from training.checkpoint import current_version, load_checkpoint, set_current, write_checkpoint
+from training.checkpoint import (
+    CheckpointError,
+    current_version,
+    list_versions,
+    load_checkpoint,
+    set_current,
+    write_checkpoint,
+)
 from training.cli import app, train_app
 from training.cli.evaluate_cmd import EvaluateArgs, register_runner
 from training.comirec.data import UserSequences, prepare
@@ -168,15 +175,18 @@ for _kind in MODELS:
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """A version directory, or a model directory's CURRENT version."""
-    version = current_version(path)
-    return path / version if version else path
+    """A version directory, or a model directory's CURRENT (else newest) version."""
+    version = current_version(path) or (list_versions(path) or [None])[-1]
+    return path / version if version and not (path / "manifest.json").is_file() else path
 
 
 def load_model(args: EvaluateArgs) -> tuple[MultiInterestModel, Any]:
     if args.checkpoint is None:
         raise ParamError(f"evaluating {args.model} needs --checkpoint")
-    ck = load_checkpoint(checkpoint_dir(args.checkpoint))
+    try:
+        ck = load_checkpoint(checkpoint_dir(args.checkpoint))
+    except CheckpointError as exc:
+        raise ParamError(str(exc)) from None
     if ck.kind != args.model:
         raise ParamError(f"{args.checkpoint} holds a {ck.kind} model, not {args.model}")
     return build_model(ck.kind, ck.hyperparameters, ck.weights), ck  # type: ignore[return-value]
