@@ -1,12 +1,16 @@
-"""``nextitem serve`` refuses, with a clear message, what it cannot do."""
+"""``nextitem serve``: first-model bootstrap, the generated demo catalog, and its refusals."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import uvicorn
+from test_app_support import write_tiny_checkpoint
 from typer.testing import CliRunner
 
+import training.cli.serve_cmd as serve_cmd
 from training.cli import app
 
 
@@ -17,13 +21,44 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     return CliRunner()
 
 
-def test_serve_without_a_model_or_trainer_says_what_is_missing(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["serve", "--port", "0"])
-    assert result.exit_code == 1
-    assert "no active checkpoint" in result.output
+def test_serve_trains_a_first_model_then_runs_uvicorn(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: dict = {}
+    monkeypatch.setattr(serve_cmd, "bootstrap_model", write_tiny_checkpoint)
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.update(target=target, **kw))
+    result = runner.invoke(app, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert "trained and activated" in result.output
+    assert calls["target"] == "app.main:create_app" and calls["factory"] is True
+    assert (calls["host"], calls["port"], calls["workers"]) == ("127.0.0.1", 8123, 1)
+    assert (tmp_path / "models" / "CURRENT").is_file()
+
+
+def test_serve_says_what_is_missing_when_no_model_can_be_made(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_trainer(model_dir: Path) -> str:
+        raise serve_cmd.NoTrainerError(f"no active checkpoint in {model_dir}")
+
+    monkeypatch.setattr(serve_cmd, "bootstrap_model", no_trainer)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 1 and "no active checkpoint" in result.output
 
 
 def test_embedded_serve_refuses_several_workers(runner: CliRunner) -> None:
     result = runner.invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 2
     assert "NEXTITEM_REDIS_URL" in result.output
+
+
+def test_demo_catalog_is_a_valid_session_dataset() -> None:
+    ds = serve_cmd.demo_dataset()
+    train, test = ds.parts["train"], ds.parts["test"]
+    assert ds.n_items == 1000 and (train.n_sessions, test.n_sessions) == (5400, 600)
+    assert train.lengths.min() >= 2 and train.items.max() < 1000
+    # a visit mostly walks 1-3 items forward within its category of 50
+    first = train.session(0)
+    assert np.array_equal(first, serve_cmd.demo_dataset().parts["train"].session(0))
+    same_category = ds.items.categories[train.items[1:]] == ds.items.categories[train.items[:-1]]
+    assert same_category.mean() > 0.7

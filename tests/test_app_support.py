@@ -1,8 +1,9 @@
-"""Helpers of the service tests (no tests here): a tiny real model, checkpoints, a live server.
+"""Helpers of the service tests (no tests here): tiny real checkpoints and a live server.
 
-``TinyGRU`` keeps the ``SequenceModel`` contract with a real GRU cell, so the
-service is exercised against genuine incremental state; its checkpoints are
-written by ``training.checkpoint`` like any model's.
+The checkpoints hold real models (GRU4Rec, ComiRec-SA) with their initial
+weights on a 60-item catalog, written by ``training.checkpoint`` like any
+trained model's: the service's behaviour does not depend on training, and the
+tests stay fast.
 """
 
 from __future__ import annotations
@@ -11,59 +12,15 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import uvicorn
-from torch import nn
 
 from app.main import create_app
 from app.settings import Settings
-from models.registry import register
+from models.gru4rec import GRU4Rec
 from training.checkpoint import set_current, write_checkpoint
-
-register("test-gru", "test_app_support:TinyGRU")
-
-
-class TinyGRU(nn.Module):
-    n_interests = 1
-
-    def __init__(self, n_items: int, dim: int) -> None:
-        super().__init__()
-        self.n_items, self.dim = n_items, dim
-        self.emb = nn.Embedding(n_items, dim)
-        self.cell = nn.GRUCell(dim, dim)
-        self.out = nn.Parameter(torch.randn(n_items, dim))
-
-    def item_vectors(self) -> torch.Tensor:
-        return self.out
-
-    def init_state(self) -> torch.Tensor:
-        return torch.zeros(self.dim)
-
-    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
-        return self.cell(self.emb.weight[item][None], state[None])[0]
-
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        return state[None]
-
-    def encode(self, prefix: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = torch.zeros(prefix.shape[0], self.dim)
-        for t in range(prefix.shape[1]):
-            col = prefix[:, t]
-            h = torch.where((col >= 0)[:, None], self.cell(self.emb(col.clamp(min=0)), h), h)
-        return h[:, None, :]
-
-    @classmethod
-    def from_checkpoint(cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]):
-        model = cls(**hyperparameters)
-        model.load_state_dict(weights)
-        return model.eval()
-
-    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
-        return dict(self.state_dict())
-
 
 N_ITEMS = 60
 
@@ -76,12 +33,15 @@ def item_id(row: int) -> int:
 def write_tiny_checkpoint(
     model_dir: Path, seed: int = 0, activate: bool = True, n_items: int = N_ITEMS
 ) -> str:
+    """A GRU4Rec (one layer of 8) with random output biases, so that they matter in scores."""
     torch.manual_seed(seed)
-    model = TinyGRU(n_items, 8)
+    model = GRU4Rec(n_items, layers=[8])
+    with torch.no_grad():
+        model.By.uniform_(-0.1, 0.1)
     path = write_checkpoint(
         model_dir,
-        "test-gru",
-        {"n_items": n_items, "dim": 8},
+        "gru4rec",
+        model.hyperparameters(),
         model.checkpoint_weights(),
         item_ids=np.array([item_id(r) for r in range(n_items)]),
         popularity=np.arange(n_items, 0, -1).astype(float),  # row 0 most popular
