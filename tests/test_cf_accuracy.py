@@ -42,7 +42,7 @@ ML1M = ("f1", "f2", "f3", "f4", "f5")
         ("timesvdpp", 0.900),
         pytest.param("itemknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9170")),
         pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9240")),
-        pytest.param("rbm", 0.940, marks=pytest.mark.xfail(strict=True, reason="~0.97 on u1")),
+        pytest.param("rbm", 0.940, marks=pytest.mark.xfail(strict=True, reason="0.9571")),
     ],
 )
 def test_ml100k_five_fold_rmse(model: str, target: float):
