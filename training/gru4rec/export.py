@@ -134,19 +134,6 @@ def export_model(
     return ExportResult(path=path, result=result, metrics=metrics, seconds=seconds)
 
 
-def train_and_export(
-    dataset: str | Dataset,
-    model_dir: Path,
-    params: GRU4RecParams | str | dict[str, Any] | None = None,
-    *,
-    activate: bool = True,
-    seed: int | None = None,
-    progress: bool = False,
-) -> Path:
-    """Train, evaluate and write an (active) checkpoint; returns its directory.
-
-    The service calls this to bootstrap a model when its model directory is empty.
-    """
-    return export_model(
-        dataset, model_dir, params, activate=activate, seed=seed, progress=progress
-    ).path
+#: the name the service's bootstrap imports (returns the ``ExportResult``; ``.path`` is the
+#: checkpoint); ``training.gru4rec.train.train_and_export`` returns the path itself
+train_and_export = export_model

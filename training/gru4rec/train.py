@@ -144,12 +144,21 @@ def train_and_export(
     dataset: str | Dataset,
     model_dir: Path,
     params: GRU4RecParams | str | dict[str, Any] | None = None,
-    **options: Any,
+    *,
+    activate: bool = True,
+    seed: int | None = None,
+    progress: bool = False,
 ) -> Path:
-    """Train, evaluate and write an active checkpoint (see ``training.gru4rec.export``)."""
-    from training.gru4rec.export import train_and_export as export
+    """Train, evaluate and write an active checkpoint; returns its directory.
 
-    return export(dataset, model_dir, params, **options)
+    The plain entry point for bootstrapping a service whose model directory is empty
+    (``training.gru4rec.export.export_model`` has the options and returns the metrics).
+    """
+    from training.gru4rec.export import export_model
+
+    return export_model(
+        dataset, model_dir, params, activate=activate, seed=seed, progress=progress
+    ).path
 
 
 def item_support(sessions: Sessions, n_items: int) -> np.ndarray:
