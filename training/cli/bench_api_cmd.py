@@ -295,6 +295,9 @@ def bench_api(
         write_json(json_out, rec)
 
 
+KEYS = ("sess", "state")
+
+
 def _populate(url: str, replay: list[list[str]], client: Any, prefix: str, n: int) -> dict:
     """Post the replayed sessions' clicks, ask each once (states written), measure memory."""
     import httpx
@@ -305,8 +308,12 @@ def _populate(url: str, replay: list[list[str]], client: Any, prefix: str, n: in
             http.post("/v1/events/batch", json={"events": events[s : s + 1000]}).raise_for_status()
         for s in range(len(replay)):
             http.get(f"/v1/sessions/b{s}/recommendations", params={"n": n}).raise_for_status()
+    # both keys of a session: the hash (items, counters) and the state string
     sizes = np.array(
-        [client.memory_usage(f"{prefix}:sess:b{s}", samples=0) for s in range(len(replay))]
+        [
+            sum(client.memory_usage(f"{prefix}:{kind}:b{s}", samples=0) or 0 for kind in KEYS)
+            for s in range(len(replay))
+        ]
     )
     lengths = np.array([len(c) for c in replay])
     return {
