@@ -31,7 +31,7 @@ BENCH_API_MODELS ?= runs/bench-api/models
 bench-api: $(STAMP)
 	@test -f $(BENCH_API_MODELS)/CURRENT || $(BIN)/nextitem train gru4rec --dataset diginetica \
 		--params layers=100 --out $(BENCH_API_MODELS) --activate
-	$(BIN)/nextitem bench-api --model-dir $(BENCH_API_MODELS) --json runs/bench-api/result.json
+	$(BIN)/nextitem bench api --model-dir $(BENCH_API_MODELS) --json runs/bench-api/result.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models training tests

@@ -29,7 +29,10 @@ err_console = Console(stderr=True)
 
 train_app = typer.Typer(help="Train a model and write a checkpoint.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-bench_app = typer.Typer(help="Measure training speed of a model.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: training speed, the service under load, CF beside Surprise.",
+    no_args_is_help=True,
+)
 app.add_typer(bench_app, name="bench")
 tune_app = typer.Typer(help="Search hyperparameters on a validation split.", no_args_is_help=True)
 app.add_typer(tune_app, name="tune")

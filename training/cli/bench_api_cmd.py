@@ -1,4 +1,4 @@
-"""``nextitem bench-api``: load benchmark of the HTTP service with wrk (``make bench-api``).
+"""``nextitem bench api``: load benchmark of the HTTP service with wrk (``make bench-api``).
 
 One uvicorn worker serves a checkpoint of the benchmark catalog with Redis
 sessions; wrk drives ``GET /healthz`` (the bare-endpoint baseline), ``GET
@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.checkpoint import current_version, load_checkpoint
-from training.cli import app
+from training.cli import bench_app
 from training.data import load_dataset
 from training.data.errors import DataError
 from training.report import record, write_json
@@ -145,7 +145,7 @@ def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, ef
     return out
 
 
-@app.command("bench-api")
+@bench_app.command("api")
 def bench_api(
     model_dir: Path = typer.Option(..., help="checkpoint directory with CURRENT (the catalog)"),
     dataset: str = typer.Option("diginetica", help="test sessions to replay (same catalog)"),

@@ -3,7 +3,7 @@
 Every command fits on each requested fold's base part, reports RMSE / MAE on its
 test part (per fold and the mean), can print a top-N list for a user and the
 items most similar to an item, and with ``--out`` exports the model fitted on
-the first fold as a servable checkpoint. ``nextitem cf-bench`` runs the same
+the first fold as a servable checkpoint. ``nextitem bench cf`` runs the same
 folds with scikit-surprise beside ours.
 """
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.cf.folds import FAMILIES, FoldResult, config_dict, evaluate_fold, make_config
-from training.cli import app, train_app
+from training.cli import bench_app, train_app
 from training.data import load_dataset
 from training.data.sessions import Dataset
 from training.params import ParamError, parse_params
@@ -149,7 +149,7 @@ for _name in FAMILIES:
     train_app.command(_name)(_command(_name))
 
 
-@app.command("cf-bench")
+@bench_app.command("cf")
 def cf_bench(
     dataset: str = typer.Option("ml-100k"),
     folds: str = typer.Option("u1", help="fold(s): u1 or u1..u5"),

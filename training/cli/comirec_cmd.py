@@ -1,5 +1,5 @@
 """``nextitem train comirec-sa|comirec-dr|mind``, their ``evaluate`` runners, and
-``nextitem bench-multi-interest`` (training throughput and per-user retrieval latency)."""
+``nextitem bench multi-interest`` (training throughput and per-user retrieval latency)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from training.checkpoint import (
     set_current,
     write_checkpoint,
 )
-from training.cli import app, train_app
+from training.cli import bench_app, train_app
 from training.cli.evaluate_cmd import EvaluateArgs, register_runner
 from training.comirec.data import UserSequences, prepare
 from training.comirec.evaluate import evaluate_users, holdout_prefixes
@@ -238,7 +238,7 @@ for _kind in MODELS:
     register_runner(_kind, run_evaluation)
 
 
-@app.command("bench-multi-interest")
+@bench_app.command("multi-interest")
 def bench_multi_interest(
     model: str = typer.Option("comirec-sa", help=", ".join(MODELS)),
     dataset: str = typer.Option("ml-1m"),
