@@ -138,16 +138,7 @@ def train_gru4rec(
             split={"train": train_part, "test": test_part or None},
             training={
                 "events_per_second": rate,
-                "epochs": [
-                    {
-                        "epoch": e.epoch,
-                        "loss": e.loss,
-                        "seconds": e.seconds,
-                        "events_per_second": e.events_per_second,
-                        "events_per_cpu_second": e.events_per_cpu_second,
-                    }
-                    for e in result.epochs
-                ],
+                "epochs": [e.summary() for e in result.epochs],
                 "load_avg": os.getloadavg()[0],
             },
             checkpoint=str(exported.path),

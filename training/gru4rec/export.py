@@ -97,16 +97,7 @@ def export_model(
         metrics, seconds["evaluate"] = evaluate_sessions(
             result.model, task, ks=ks, ties=ties, progress=progress
         )
-    epochs = [
-        {
-            "epoch": e.epoch,
-            "loss": e.loss,
-            "seconds": e.seconds,
-            "events_per_second": e.events_per_second,
-            "events_per_cpu_second": e.events_per_cpu_second,
-        }
-        for e in result.epochs
-    ]
+    epochs = [e.summary() for e in result.epochs]
     with tempfile.TemporaryDirectory() as tmp:
         png = plot_losses(result, Path(tmp) / "loss.png", f"GRU4Rec on {ds.name}")
         path = write_checkpoint(

@@ -46,6 +46,16 @@ class EpochStats:
     events: int
     cpu_seconds: float = float("nan")  # process CPU time: a load-robust view of the cost
 
+    def summary(self) -> dict[str, float]:
+        """The per-epoch figures reported in checkpoints and JSON records."""
+        return {
+            "epoch": self.epoch,
+            "loss": self.loss,
+            "seconds": self.seconds,
+            "events_per_second": self.events_per_second,
+            "events_per_cpu_second": self.events_per_cpu_second,
+        }
+
     @property
     def events_per_cpu_second(self) -> float:
         return self.events / self.cpu_seconds if self.cpu_seconds > 0 else float("nan")
