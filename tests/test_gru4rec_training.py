@@ -318,7 +318,7 @@ def test_train_command_writes_checkpoint_and_record(tmp_path) -> None:
 
 
 def test_service_bootstrap_function_returns_an_active_checkpoint(tmp_path) -> None:
-    from training.gru4rec.train import train_and_export
+    from training.gru4rec.export import export_model
 
     ds = Dataset(
         name="cyclic",
@@ -326,7 +326,8 @@ def test_service_bootstrap_function_returns_an_active_checkpoint(tmp_path) -> No
         items=ItemTable(ids=np.arange(12)),
         parts={"train": _cyclic_data(), "test": _cyclic_data(seed=4)},
     )
-    path = train_and_export(ds, tmp_path, "n_epochs=1,layers=[8],n_sample=4,batch_size=8")
+    params = "n_epochs=1,layers=[8],n_sample=4,batch_size=8"
+    path = export_model(ds, tmp_path, params, activate=True).path
     assert path.parent == tmp_path and current_version(tmp_path) == path.name
     ckpt = load_checkpoint(path)
     assert ckpt.hyperparameters["n_sample"] == 4 and "recall@20" in ckpt.manifest["metrics"]

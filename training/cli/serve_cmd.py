@@ -78,7 +78,7 @@ def demo_dataset(seed: int = 0) -> Dataset:
 def bootstrap_model(model_dir: Path) -> str:
     """Train a small GRU4Rec, write it to ``model_dir`` and activate it; returns the version."""
     try:
-        from training.gru4rec.export import train_and_export
+        from training.gru4rec.export import export_model
     except ImportError:
         raise NoTrainerError(
             f"no active checkpoint in {model_dir} (no CURRENT file), and this installation has "
@@ -97,7 +97,7 @@ def bootstrap_model(model_dir: Path) -> str:
             f"no model in {model_dir}, and the shared dataset {BOOTSTRAP_DATASET} is not here: "
             "training a small GRU4Rec on a generated demo catalog (1,000 items, ids 1-1000)"
         )
-    return train_and_export(dataset, model_dir, activate=True).path.name
+    return export_model(dataset, model_dir, activate=True).path.name
 
 
 @app.command()

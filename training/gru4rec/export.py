@@ -123,8 +123,3 @@ def export_model(
     if activate:
         set_current(model_dir, path.name)
     return ExportResult(path=path, result=result, metrics=metrics, seconds=seconds)
-
-
-#: the name the service's bootstrap imports (returns the ``ExportResult``; ``.path`` is the
-#: checkpoint); ``training.gru4rec.train.train_and_export`` returns the path itself
-train_and_export = export_model

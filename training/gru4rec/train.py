@@ -18,8 +18,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +25,7 @@ from tqdm import tqdm
 
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import sampled_loss
-from training.data.sessions import Dataset, Sessions
+from training.data.sessions import Sessions
 from training.gru4rec.batching import Schedule, build_schedule
 from training.gru4rec.optimizer import AdagradMomentum
 from training.gru4rec.params import GRU4RecParams
@@ -148,27 +146,6 @@ class _Step:
         for table, rows, leaf in leaves:
             self.opt.step_rows(table, rows, leaf.grad)
         return loss.detach(), [h.detach() for h in hidden]
-
-
-def train_and_export(
-    dataset: str | Dataset,
-    model_dir: Path,
-    params: GRU4RecParams | str | dict[str, Any] | None = None,
-    *,
-    activate: bool = True,
-    seed: int | None = None,
-    progress: bool = False,
-) -> Path:
-    """Train, evaluate and write an active checkpoint; returns its directory.
-
-    The plain entry point for bootstrapping a service whose model directory is empty
-    (``training.gru4rec.export.export_model`` has the options and returns the metrics).
-    """
-    from training.gru4rec.export import export_model
-
-    return export_model(
-        dataset, model_dir, params, activate=activate, seed=seed, progress=progress
-    ).path
 
 
 def item_support(sessions: Sessions, n_items: int) -> np.ndarray:
