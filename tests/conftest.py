@@ -65,3 +65,13 @@ needs_shared_data = pytest.mark.skipif(
     not shared_data_present("diginetica-srgnn", "yoochoose-100k", "ml-100k"),
     reason="the shared datasets are not present (set NEXTITEM_DATA_DIR)",
 )
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run ``nextitem ARGS`` through its real entry point (error handling included); exit code."""
+    from training.cli import main
+
+    monkeypatch.setattr("sys.argv", ["nextitem", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    return int(exc.value.code or 0)

@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import needs_shared_data
-from training.cli import app, main
+from tests.conftest import needs_shared_data, run_cli
+from training.cli import app
 
 runner = CliRunner()
-
-
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("sys.argv", ["nextitem", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    return int(exc.value.code or 0)
 
 
 @needs_shared_data
@@ -63,7 +56,7 @@ def test_evaluate_writes_the_json_record(tmp_path: Path) -> None:
 def test_errors_are_one_line_not_a_traceback(
     args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    assert run_main(args, monkeypatch) == 2
+    assert run_cli(args, monkeypatch) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -73,5 +66,5 @@ def test_malformed_file_names_the_line(
 ) -> None:
     log = tmp_path / "log.csv"
     log.write_text("session_id,item_id,timestamp\n1,2,100\n1,3,oops\n")
-    assert run_main(["data", "info", f"events:{log}"], monkeypatch) == 2
+    assert run_cli(["data", "info", f"events:{log}"], monkeypatch) == 2
     assert "line 3" in capsys.readouterr().err

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from models.comirec import ComiRecSA, MultiInterestConfig
-from tests.conftest import needs_shared_data
-from training.cli import main
+from tests.conftest import needs_shared_data, run_cli
 from training.comirec.data import prepare
 from training.comirec.evaluate import holdout_prefixes
 from training.comirec.train import TrainConfig, train
@@ -48,19 +47,12 @@ def test_ml1m_counts_match_the_official_preprocessing(ml1m) -> None:
     assert row == 0 and ml1m.categories is not None and ml1m.categories[row] == 4
 
 
-def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("sys.argv", ["nextitem", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    return int(exc.value.code or 0)
-
-
 @needs_shared_data
 def test_unknown_parameter_is_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     args = ["train", "comirec-sa", "--dataset", "ml-100k", "--params", "heads=2"]
-    assert run_main([*args, "--out", str(tmp_path)], monkeypatch) == 2
+    assert run_cli([*args, "--out", str(tmp_path)], monkeypatch) == 2
     assert "unknown comirec-sa parameter" in capsys.readouterr().err
 
 
