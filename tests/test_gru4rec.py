@@ -21,14 +21,7 @@ from models.gru4rec_loss import (
 )
 from models.registry import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Two sessions (rows), their targets on the diagonal, one extra sample (column 2).

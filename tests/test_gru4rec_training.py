@@ -22,14 +22,7 @@ from training.gru4rec.sampling import SampleStore
 from training.gru4rec.train import train
 from training.params import ParamError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs that dominate on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sessions(rows: list[list[int]], first_times: list[float] | None = None) -> Sessions:
