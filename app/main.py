@@ -16,11 +16,14 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.admin_auth import admin_token
 from app.event_log import FileEventLog
+from app.jobs import JobQueue, LocalJobQueue, RqJobQueue, job_store, sync_client
 from app.metrics import Metrics
 from app.middleware import ServiceMiddleware
 from app.model_registry import ModelLoadError, ModelRegistry
-from app.routers import events, health, items, recommendations, sessions
+from app.model_watch import ModelWatcher
+from app.routers import admin, events, health, items, recommendations, sessions
 from app.scorer import Scorer
 from app.service import NoModel, Service
 from app.session_store import MemorySessionStore, RedisSessionStore, SessionStore, StoreUnavailable
@@ -55,10 +58,18 @@ def limit_threads(settings: Settings) -> None:
         faiss.omp_set_num_threads(settings.search_threads)
 
 
+def make_job_queue(settings: Settings, app: FastAPI) -> JobQueue:
+    """The retrain queue: rq on Redis, or a runner of child processes when embedded."""
+    if app.state.redis_sync is not None:
+        return RqJobQueue(settings, app.state.redis_sync)
+    return LocalJobQueue(settings, app.state.jobs)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     registry = ModelRegistry(settings)
+    token, generated = admin_token(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,9 +83,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ModelLoadError as exc:
             log.error("starting without a model: %s", exc)
         app.state.service = Service(settings, store, registry, scorer, metrics)
+        app.state.redis_sync = sync_client(settings) if settings.redis_url else None
+        app.state.jobs = job_store(settings, app.state.redis_sync)
+        app.state.job_queue = make_job_queue(settings, app)
+        watcher = ModelWatcher(registry, settings)
+        watcher.start()
+        app.state.watcher = watcher
+        if generated:
+            print(f"nextitem: admin token of this run (Bearer): {token}", file=sys.stderr)
         try:
             yield
         finally:
+            await watcher.stop()
+            app.state.job_queue.close()
             scorer.close()
             await store.close()
 
@@ -87,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.registry = registry
+    app.state.admin_token = token
     retry = {"Retry-After": str(settings.retry_after_seconds)}
 
     @app.exception_handler(StoreUnavailable)
@@ -103,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"detail": f"no model is being served: {exc}"}, status_code=503, headers=retry
         )
 
-    for module in (events, recommendations, sessions, items, health):
+    for module in (events, recommendations, sessions, items, health, admin):
         app.include_router(module.router)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

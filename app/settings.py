@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,24 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: float = Field(0.5, gt=0)
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="bearer token of the /admin endpoints; unset: the embedded service makes "
+        "one at start and prints it once, a Redis-backed one refuses admin calls",
+    )
+    model_poll_seconds: float = Field(
+        2.0, gt=0, description="how often each API process checks CURRENT for a new version"
+    )
+    gate_ratio: float = Field(
+        0.95,
+        ge=0,
+        description="a retrained model is activated only if its Recall@20 on the hold-out is at "
+        "least this times the active model's on the same hold-out",
+    )
+    holdout_fraction: float = Field(
+        0.1, gt=0, lt=1, description="newest share of the sessions a retrain is evaluated on"
+    )
+    job_timeout_seconds: int = Field(3 * 3600, ge=60, description="a retrain job is stopped after")
 
     @field_validator("redis_url")
     @classmethod

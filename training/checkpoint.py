@@ -221,3 +221,11 @@ def list_versions(model_dir: Path) -> list[str]:
         for p in model_dir.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
     )
+
+
+def read_manifest(model_dir: Path, version: str) -> dict[str, Any]:
+    """The manifest of one version, unverified: for listing, not for loading."""
+    try:
+        return json.loads((model_dir / version / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{model_dir / version}: unreadable manifest ({exc})") from None

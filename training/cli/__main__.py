@@ -1,4 +1,4 @@
-"""``python -m training.cli``: the ``nextitem`` command without its console script (torchrun, jobs)."""
+"""``python -m training.cli``: the ``nextitem`` command without its console script ."""
 
 from training.cli import main
 

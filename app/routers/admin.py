@@ -1,0 +1,173 @@
+"""Admin: trigger a retrain, follow its job, list model versions, activate one.
+
+Every endpoint needs the admin bearer token (``app.admin_auth``). A retrain is
+queued and answered at once (202); the worker does the training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from app.admin_auth import AdminDep
+from app.jobs import (
+    JobQueue,
+    JobRecord,
+    JobStore,
+    RetrainRequest,
+    new_job,
+    publish_model,
+    reconcile,
+)
+from app.model_registry import ModelLoadError, ModelRegistry
+from app.schemas import Problem
+from app.session_store import StoreUnavailable
+from app.settings import Settings
+from training.checkpoint import (
+    CheckpointError,
+    current_version,
+    list_versions,
+    read_manifest,
+    set_current,
+)
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no bearer token"},
+    403: {"model": Problem, "description": "wrong token, or admin disabled"},
+    503: {"model": Problem, "description": "the job store (Redis) is unreachable"},
+}
+VersionPath = Path(min_length=1, max_length=200, pattern=r"^[\w-][\w.-]*$")
+JobIdPath = Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")
+
+
+class RetrainAccepted(BaseModel):
+    job_id: str
+    state: str
+    status_url: str = Field(description="GET it to follow the job")
+
+
+class ModelVersion(BaseModel):
+    version: str
+    kind: str | None
+    created: str | None
+    metrics: dict[str, Any]
+    gate: dict[str, Any] | None = Field(description="the quality gate of a retrain, if any")
+    data: dict[str, Any]
+    current: bool = Field(description="named by CURRENT: what every API process serves")
+
+
+class ModelsView(BaseModel):
+    current: str | None
+    serving: str | None = Field(description="the version this API process serves right now")
+    versions: list[ModelVersion] = Field(description="newest first")
+
+
+class Activated(BaseModel):
+    version: str
+    previous: str | None
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    """A blocking job-store call off the event loop; Redis failures become a 503."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except RedisError as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+def _state(request: Request) -> tuple[JobStore, JobQueue, ModelRegistry, Settings]:
+    s = request.app.state
+    return s.jobs, s.job_queue, s.registry, s.settings
+
+
+@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def retrain(body: RetrainRequest, request: Request) -> RetrainAccepted:
+    """Queue a retrain on the event log (plus ``base_dataset``); follow it at ``status_url``."""
+    store, queue, _, _ = _state(request)
+    record = new_job(body)
+    await _call(store.create, record)
+    await _call(queue.enqueue, record.job_id)
+    return RetrainAccepted(
+        job_id=record.job_id, state=record.state, status_url=f"/admin/jobs/{record.job_id}"
+    )
+
+
+@router.get("/jobs", responses=_ERRORS)
+async def jobs(request: Request) -> list[JobRecord]:
+    """The 20 newest jobs, newest first."""
+    store, queue, _, _ = _state(request)
+    return await _call(lambda: [reconcile(r, queue) for r in store.recent(20)])
+
+
+@router.get("/jobs/{job_id}", responses={**_ERRORS, 404: {"model": Problem}})
+async def job(request: Request, job_id: str = JobIdPath) -> JobRecord:
+    """State, progress, metrics (new vs active model on the hold-out), version, error."""
+    store, queue, _, _ = _state(request)
+    record = await _call(store.get, job_id)
+    if record is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return await _call(reconcile, record, queue)
+
+
+def _versions(settings: Settings) -> list[ModelVersion]:
+    current = current_version(settings.model_dir)
+    out = []
+    for version in reversed(list_versions(settings.model_dir)):
+        try:
+            m = read_manifest(settings.model_dir, version)
+        except CheckpointError:
+            continue
+        out.append(
+            ModelVersion(
+                version=version,
+                kind=m.get("kind"),
+                created=m.get("created"),
+                metrics=m.get("metrics", {}),
+                gate=m.get("gate"),
+                data=m.get("data", {}),
+                current=version == current,
+            )
+        )
+    return out
+
+
+@router.get("/models", responses=_ERRORS)
+async def models(request: Request) -> ModelsView:
+    """Every checkpoint version with its metrics; which one is current and which is served here."""
+    _, _, registry, settings = _state(request)
+    served = registry.active
+    return ModelsView(
+        current=current_version(settings.model_dir),
+        serving=served.version if served else None,
+        versions=await asyncio.to_thread(_versions, settings),
+    )
+
+
+@router.post(
+    "/models/{version}/activate",
+    responses={**_ERRORS, 404: {"model": Problem}, 409: {"model": Problem}},
+)
+async def activate(request: Request, version: str = VersionPath) -> Activated:
+    """Serve ``version`` everywhere: loaded and checked here first, then named in CURRENT.
+
+    A version that fails to load is refused (409) and nothing changes.
+    """
+    _, _, registry, settings = _state(request)
+    if version not in list_versions(settings.model_dir):
+        raise HTTPException(404, f"no checkpoint {version}")
+    previous = current_version(settings.model_dir)
+    try:
+        await asyncio.to_thread(registry.activate, version)
+    except ModelLoadError as exc:
+        raise HTTPException(409, f"cannot serve {version}: {exc}") from None
+    await asyncio.to_thread(set_current, settings.model_dir, version)
+    client = request.app.state.redis_sync
+    if client is not None:
+        await _call(publish_model, client, settings.key_prefix, version)
+    return Activated(version=version, previous=previous)
