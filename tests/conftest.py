@@ -51,7 +51,12 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"nextitem-test:{uuid.uuid4().hex[:12]}"
     yield prefix
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    # the retrain queue's own keys: per queue (named after the prefix) and per job id
+    jobs = [j.decode() for j in client.zrange(f"{prefix}:jobs", 0, -1)]
+    keys = [k for j in jobs for k in (f"rq:job:{j}", f"rq:results:{j}")]
+    keys += client.scan_iter(match=f"rq:*{prefix}*", count=1000)
+    keys += client.scan_iter(match=f"{prefix}*", count=1000)
+    client.srem("rq:queues", f"rq:queue:{prefix}:retrain")
     if keys:
         client.delete(*keys)
 
