@@ -10,10 +10,18 @@ negative samples come from one big tensor, and the item tables are never
 touched as a whole: the rows a step needs are gathered once (unique ids),
 differentiated as a small dense leaf, and written back row-wise by the
 optimizer, instead of building and coalescing sparse gradient tensors.
+
+The loop runs on the GPU when there is one (the returned model is on the CPU,
+where evaluation, export and serving expect it). Launched by ``torchrun`` with
+several processes (or given a ``World``), it trains data-parallel: each rank
+runs its own session-parallel schedule over every N-th session, the ranks
+average each step's gradients (``training.distributed.StepSync``) and all run
+the same number of steps (a rank whose shard ran out idles through the rest).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -26,7 +34,16 @@ from tqdm import tqdm
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import sampled_loss
 from training.data.sessions import Sessions
-from training.gru4rec.batching import Schedule, build_schedule
+from training.distributed import (
+    StepSync,
+    World,
+    broadcast_parameters,
+    default_device,
+    max_over_ranks,
+    sum_over_ranks,
+    world_from_env,
+)
+from training.gru4rec.batching import Schedule, build_schedule, session_order
 from training.gru4rec.optimizer import AdagradMomentum
 from training.gru4rec.params import GRU4RecParams
 from training.gru4rec.sampling import SampleStore
@@ -75,7 +92,13 @@ class TrainResult:
 class _Step:
     """One training step on gathered rows; holds what stays fixed across steps."""
 
-    def __init__(self, model: GRU4Rec, params: GRU4RecParams, support: np.ndarray) -> None:
+    def __init__(
+        self,
+        model: GRU4Rec,
+        params: GRU4RecParams,
+        support: np.ndarray,
+        world: World | None = None,
+    ) -> None:
         self.model, self.p = model, params
         self.tables = [model.Wy, model.By]
         if not model.constrained_embedding:
@@ -88,10 +111,12 @@ class _Step:
             lr=params.learning_rate,
             momentum=params.momentum,
         )
+        self.sync = StepSync(world, self.dense, self.tables) if world is not None else None
         self.log_support = None
         if params.loss == "cross-entropy" and params.logq > 0:
             with np.errstate(divide="ignore"):
-                self.log_support = torch.from_numpy(np.log(support).astype(np.float32))
+                log_support = torch.from_numpy(np.log(support).astype(np.float32))
+            self.log_support = log_support.to(model.Wy.device)
 
     def __call__(
         self, x: torch.Tensor, y: torch.Tensor, hidden: list[torch.Tensor]
@@ -142,14 +167,61 @@ class _Step:
             / p.batch_size
         )
         loss.backward()
-        self.opt.step_dense()
-        for table, rows, leaf in leaves:
-            self.opt.step_rows(table, rows, leaf.grad)
+        self._update([(table, rows, leaf.grad) for table, rows, leaf in leaves])
         return loss.detach(), [h.detach() for h in hidden]
+
+    def idle(self) -> None:
+        """A step without examples on this rank: it still joins the ranks' gradient average."""
+        for q in self.dense:
+            q.grad = None
+        self._update([])
+
+    def _update(self, grads: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+        """Apply (table, distinct rows, their gradient) and the dense gradients."""
+        if self.sync is not None:
+            mine = {id(table): (rows, grad) for table, rows, grad in grads}
+            rows_in, grads_in = [], []
+            for table in self.tables:
+                rows, grad = mine.get(
+                    id(table),
+                    (
+                        torch.empty(0, dtype=torch.int64, device=table.device),
+                        table.new_zeros((0, *table.shape[1:])),
+                    ),
+                )
+                rows_in.append(rows)
+                grads_in.append(grad)
+            rows_out, grads_out = self.sync.reduce(rows_in, grads_in)
+            grads = list(zip(self.tables, rows_out, grads_out, strict=True))
+        self.opt.step_dense()
+        for table, rows, grad in grads:
+            self.opt.step_rows(table, rows, grad)
 
 
 def item_support(sessions: Sessions, n_items: int) -> np.ndarray:
     return np.bincount(sessions.items, minlength=n_items).astype(np.float64)
+
+
+def shard_sessions(sessions: Sessions, time_sort: bool, rank: int, size: int) -> np.ndarray:
+    """The session rows rank ``rank`` of ``size`` trains on.
+
+    Every ``size``-th trainable session (two events or more) in schedule order:
+    each shard spans the whole time range and the shards differ by at most one
+    session, so the ranks' step counts stay close (the shorter ones idle at the end).
+    """
+    order = session_order(sessions, time_sort)
+    order = order[sessions.lengths[order] >= 2]
+    return order[rank::size]
+
+
+def _schedule_on(sched: Schedule, device: torch.device) -> Schedule:
+    return dataclasses.replace(
+        sched,
+        inputs=sched.inputs.to(device),
+        targets=sched.targets.to(device),
+        keep=sched.keep.to(device),
+        active=sched.active.to(device),
+    )
 
 
 def train(
@@ -158,51 +230,86 @@ def train(
     params: GRU4RecParams,
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    *,
+    world: World | None = None,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
-    """Train GRU4Rec on ``sessions`` (item rows < ``n_items``); a fixed seed repeats the run."""
+    """Train GRU4Rec on ``sessions`` (item rows < ``n_items``); a fixed seed repeats the run.
+
+    ``device`` defaults to the GPU when there is one. ``world`` (default: the
+    ``torchrun`` launch, if any) trains data-parallel; ``batch_size`` is then per
+    rank and only rank 0 shows progress and calls ``on_epoch``. The epoch figures
+    cover all ranks; every rank returns the same model, on the CPU.
+    """
     t0 = time.perf_counter()
+    if world is None:
+        world = world_from_env()
+    if device is None:
+        device = world.device if world is not None else default_device()
+    device = torch.device(device)
+    rank = world.rank if world is not None else 0
     torch.manual_seed(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed + rank)
+    part = sessions
+    if world is not None:
+        part = sessions.select(shard_sessions(sessions, params.time_sort, rank, world.size))
     schedule = build_schedule(
-        sessions, params.batch_size, params.time_sort, min_active=1 if params.n_sample else 2
+        part, params.batch_size, params.time_sort, min_active=1 if params.n_sample else 2
     )
+    schedule = _schedule_on(schedule, device)
     support = item_support(sessions, n_items)
     model = GRU4Rec(n_items, params.layers, params.embedding, params.constrained_embedding)
+    model.to(device)
+    n_steps = schedule.n_steps
+    if world is not None:
+        broadcast_parameters(model)
+        n_steps = max_over_ranks(world, n_steps)
+        if rank:  # same initial weights, but each rank its own dropout masks
+            torch.manual_seed(params.seed + rank)
     model.train()
-    step = _Step(model, params, support)
+    step = _Step(model, params, support, world)
     store = (
         SampleStore(support, params.n_sample, params.sample_alpha, params.sample_store, generator)
         if params.n_sample
         else None
     )
+    main = world is None or world.is_main
     result = TrainResult(model=model, params=params, setup_seconds=time.perf_counter() - t0)
     for epoch in range(1, params.n_epochs + 1):
-        stats = _run_epoch(step, schedule, store, epoch, params, progress, result.step_losses)
+        stats = _run_epoch(
+            step, schedule, n_steps, store, epoch, params, progress and main, result.step_losses
+        )
         result.epochs.append(stats)
-        if on_epoch:
+        if on_epoch and main:
             on_epoch(stats)
     model.eval()
+    model.to("cpu")
     return result
 
 
 def _run_epoch(
     step: _Step,
     sched: Schedule,
+    n_steps: int,
     store: SampleStore | None,
     epoch: int,
     params: GRU4RecParams,
     progress: bool,
     step_losses: list[float],
 ) -> EpochStats:
+    """One pass over the schedule; ``n_steps`` beyond its length are idle steps (other ranks)."""
     model = step.model
-    hidden = [torch.zeros(params.batch_size, h) for h in model.layers]
-    losses = torch.zeros(sched.n_steps)
+    device = sched.inputs.device
+    hidden = [torch.zeros(params.batch_size, h, device=device) for h in model.layers]
+    losses = torch.zeros(n_steps, device=device)
     counts = sched.active.sum(dim=1)
+    if n_steps > sched.n_steps:
+        counts = torch.cat([counts, counts.new_zeros(n_steps - sched.n_steps)])
     t0, c0 = time.perf_counter(), time.process_time()
     report_every = 200
 
     def with_samples(targets: torch.Tensor) -> torch.Tensor:
-        return targets if store is None else torch.cat([targets, store.next()])
+        return targets if store is None else torch.cat([targets, store.next().to(device)])
 
     with tqdm(
         total=sched.n_events,
@@ -213,18 +320,21 @@ def _run_epoch(
         mininterval=1.0,
     ) as bar:
         done = 0
-        for t in range(sched.n_steps):
-            hidden = [h * sched.keep[t] for h in hidden]  # reset the slots of new sessions
-            if t < sched.n_full:
-                loss, hidden = step(sched.inputs[t], with_samples(sched.targets[t]), hidden)
-            else:  # the tail: slots without a session left sit out, the batch shrinks
-                rows = sched.active[t].nonzero().view(-1)
-                x, y = sched.inputs[t, rows], with_samples(sched.targets[t, rows])
-                loss, new = step(x, y, [h[rows] for h in hidden])
-                for h, n in zip(hidden, new, strict=True):
-                    h[rows] = n
-            losses[t] = loss
-            if (t + 1) % report_every == 0 or t + 1 == sched.n_steps:
+        for t in range(n_steps):
+            if t >= sched.n_steps:  # this rank's shard is done; the other ranks' steps go on
+                step.idle()
+            else:
+                hidden = [h * sched.keep[t] for h in hidden]  # reset the slots of new sessions
+                if t < sched.n_full:
+                    loss, hidden = step(sched.inputs[t], with_samples(sched.targets[t]), hidden)
+                else:  # the tail: slots without a session left sit out, the batch shrinks
+                    rows = sched.active[t].nonzero().view(-1)
+                    x, y = sched.inputs[t, rows], with_samples(sched.targets[t, rows])
+                    loss, new = step(x, y, [h[rows] for h in hidden])
+                    for h, n in zip(hidden, new, strict=True):
+                        h[rows] = n
+                losses[t] = loss
+            if (t + 1) % report_every == 0 or t + 1 == n_steps:
                 k = int(counts[done : t + 1].sum())
                 done = t + 1
                 elapsed = time.perf_counter() - t0
@@ -234,12 +344,18 @@ def _run_epoch(
                     evps=f"{bar.n / elapsed:,.0f}",
                 )
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    values = losses.numpy()
-    weights = counts.numpy().astype(np.float64)
+    values = losses.cpu().numpy()
+    weights = counts.cpu().numpy().astype(np.float64)
+    events = sched.n_events
+    if step.sync is not None:  # the figures of all ranks: per step, the mean over their rows
+        stacked = torch.from_numpy(np.stack([values * weights, weights]))
+        weighted, weights = sum_over_ranks(step.sync.world, stacked).numpy()
+        values = np.divide(weighted, weights, out=np.zeros_like(weighted), where=weights > 0)
+        events = int(weights.sum())
     mean = float((values * weights).sum() / max(weights.sum(), 1))
     if math.isnan(mean):
         raise TrainingDiverged(f"epoch {epoch}: the loss is NaN")
     step_losses.extend(values.tolist())
     return EpochStats(
-        epoch=epoch, loss=mean, seconds=seconds, events=sched.n_events, cpu_seconds=cpu_seconds
+        epoch=epoch, loss=mean, seconds=seconds, events=events, cpu_seconds=cpu_seconds
     )
