@@ -262,6 +262,11 @@ def bench_swap(
         "after": _phase(samples, samples["start"] >= after, max(end - after, 0.0)),
         "all": _phase(samples, np.ones(len(samples["start"]), bool), end - t0),
     }
+    if "API killed" in marks:
+        down = (samples["start"] >= marks["API killed"]) & (samples["start"] < marks["API back"])
+        phases["API down"] = _phase(samples, down, marks["API back"] - marks["API killed"])
+        ok = (samples["status"] >= 200) & (samples["status"] < 300)
+        phases["all"]["failed_while_up"] = int((~ok & ~down).sum())
     old = samples["version"] == (versions.index(first) if first in versions else -2)
     old_after = int((old & (samples["start"] > after + 2)).sum())
     result: dict[str, Any] = {
