@@ -263,8 +263,11 @@ def bench_swap(
         "all": _phase(samples, np.ones(len(samples["start"]), bool), end - t0),
     }
     if "API killed" in marks:
-        down = (samples["start"] >= marks["API killed"]) & (samples["start"] < marks["API back"])
-        phases["API down"] = _phase(samples, down, marks["API back"] - marks["API killed"])
+        killed, back, start_t = marks["API killed"], marks["API back"], samples["start"]
+        # requests sent while the API was down, and those in flight when it was killed
+        cut = (start_t < killed) & (start_t + samples["latency"] >= killed)
+        down = ((start_t >= killed) & (start_t < back)) | (cut & (samples["status"] == 0))
+        phases["API down"] = _phase(samples, down, back - killed)
         ok = (samples["status"] >= 200) & (samples["status"] < 300)
         phases["all"]["failed_while_up"] = int((~ok & ~down).sum())
     old = samples["version"] == (versions.index(first) if first in versions else -2)
