@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 #: the function a worker runs for a job id (named, so that the API never imports training code)
 JOB_FUNCTION = "training.cli.worker_cmd.run_job"
-#: model kinds a retrain can produce
-RETRAINABLE = ("gru4rec",)
 
 JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
 FINISHED: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
@@ -51,7 +49,9 @@ class RetrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["gru4rec"] = Field("gru4rec", description="model kind to train")
+    model: Literal["gru4rec", "comirec-sa", "comirec-dr", "mind"] = Field(
+        "gru4rec", description="model kind to train"
+    )
     params: dict[str, Any] | None = Field(
         None, description="hyperparameters over the defaults, e.g. {'n_epochs': 5}"
     )

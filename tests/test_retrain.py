@@ -200,3 +200,58 @@ def test_gate_rule() -> None:
     assert _gate({"recall@20": 0.01}, None, 0.95)["passed"]  # nothing to compare with
     assert not _gate({"recall@20": 0.0}, None, 0.95)["passed"]  # but it must score at all
     assert not _gate({"recall@20": 0.0}, {"recall@20": 0.0}, 0.95)["passed"]
+
+
+# ---- the pipeline, on the generated demo shop -------------------------------------------------
+
+
+def demo_log(n_sessions: int = 1500) -> pd.DataFrame:
+    from training.cli.serve_cmd import demo_dataset
+
+    ds = demo_dataset()
+    sess = ds.parts["train"]
+    sess = sess.select(np.arange(sess.n_sessions) < n_sessions)
+    row = np.repeat(np.arange(sess.n_sessions), sess.lengths)
+    return pd.DataFrame(
+        {
+            "session_id": row.astype(str),
+            "item_id": ds.items.ids[sess.items].astype(str),
+            "ts": 1e9 + row + np.arange(len(row)) * 1e-4,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"), [("gru4rec", {"n_epochs": 1}), ("comirec-sa", {"max_iter": 60})]
+)
+def test_retrain_writes_a_servable_checkpoint_and_gates_it(
+    tmp_path, kind, params, one_torch_thread
+):
+    from app.model_registry import load_serving_model
+    from training.checkpoint import read_manifest
+    from training.retrain import RetrainConfig, retrain
+
+    log = demo_log()
+    first = retrain(log, tmp_path, RetrainConfig(params={"n_epochs": 1}, min_item_support=1))
+    assert first.passed and first.metrics["active"] is None
+    cfg = RetrainConfig(kind=kind, params=params, min_item_support=1, gate_ratio=0.5)
+    out = retrain(log, tmp_path, cfg, active_version=first.version)
+    manifest = read_manifest(tmp_path, out.version)
+    assert manifest["kind"] == kind and manifest["gate"] == out.metrics["gate"]
+    active = out.metrics["active"]["recall@20"]
+    assert active == pytest.approx(first.metrics["candidate"]["recall@20"])  # same hold-out
+    assert out.passed == (out.metrics["candidate"]["recall@20"] >= 0.5 * active)
+    served = load_serving_model(tmp_path, out.version, Settings(model_dir=tmp_path))
+    assert served.item_ids[0] == str(served.item_ids[0])  # ids as the service logs them
+    strict_cfg = RetrainConfig(kind=kind, params=params, min_item_support=1, gate_ratio=100.0)
+    strict = retrain(log, tmp_path, strict_cfg, active_version=first.version)
+    assert not strict.passed
+
+
+def test_retrain_refuses_a_log_too_small_to_train(tmp_path: Path) -> None:
+    from training.retrain import RetrainConfig, retrain
+    from training.retrain.pipeline import NothingToTrain
+
+    log = _frame([("a", "1", 1), ("a", "2", 2)])
+    with pytest.raises(NothingToTrain, match="log more events"):
+        retrain(log, tmp_path, RetrainConfig(min_item_support=5))

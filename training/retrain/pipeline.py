@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-import torch
 
 from models.registry import build_model
 from training.checkpoint import load_checkpoint, write_checkpoint
 from training.data.preprocess import build_item_table, to_sessions
-from training.gru4rec.export import DEFAULT_PARAMS, plot_losses
-from training.gru4rec.params import load_params
-from training.gru4rec.train import EpochStats, item_support, train
 from training.retrain.holdout import clean, dataset_events, newest_sessions
 from training.retrain.served_eval import count_targets, served_metrics
+from training.retrain.trainers import KINDS, train_kind
 
 Progress = Callable[[float, str], None]
 GATE_METRIC = "recall@20"
@@ -78,8 +76,8 @@ def retrain(
     progress: Progress = lambda fraction, stage: None,
 ) -> RetrainOutcome:
     """Train on ``log_events`` (+ the base dataset), gate against ``active_version``, write."""
-    if cfg.kind != "gru4rec":
-        raise ValueError(f"retraining {cfg.kind!r} is not supported (gru4rec is)")
+    if cfg.kind not in KINDS:
+        raise ValueError(f"retraining {cfg.kind!r} is not supported ({', '.join(KINDS)} are)")
     t0 = time.perf_counter()
     progress(0.06, "preprocess")
     events = log_events[["session_id", "item_id", "ts"]]
@@ -102,18 +100,12 @@ def retrain(
     ts = train_events["ts"].to_numpy()
     table = build_item_table(item_of, ts)
     sessions = to_sessions(table, train_events["session_id"].to_numpy(), item_of, ts, 1)
-    params = load_params(DEFAULT_PARAMS, cfg.params)
-
-    def on_epoch(stats: EpochStats) -> None:
-        done = stats.epoch / params.n_epochs
-        progress(0.1 + 0.7 * done, f"train: epoch {stats.epoch}/{params.n_epochs}")
-
-    progress(0.1, f"train: {sessions.n_events:,} events, {len(table):,} items")
+    progress(0.1, f"train {cfg.kind}: {sessions.n_events:,} events, {len(table):,} items")
     t1 = time.perf_counter()
-    result = train(sessions, len(table), params, progress=False, on_epoch=on_epoch)
+    trained = train_kind(cfg.kind, sessions, table, cfg.params, progress)
     t2 = time.perf_counter()
     progress(0.82, "evaluate")
-    candidate = served_metrics(result.model, table.ids, holdout)
+    candidate = served_metrics(trained.model, trained.item_ids, holdout)
     active = None
     if active_version is not None:
         ckpt = load_checkpoint(model_dir / active_version)
@@ -137,14 +129,15 @@ def retrain(
     }
     progress(0.92, "write checkpoint")
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_losses(result, Path(tmp) / "loss.png", "GRU4Rec retrained on the event log")
+        png = trained.plot(Path(tmp) / "training.png")
         path = write_checkpoint(
             model_dir,
             cfg.kind,
-            hyperparameters={**params.to_dict(), **result.model.hyperparameters()},
-            weights=result.model.checkpoint_weights(),
-            item_ids=table.ids.astype(str),
-            popularity=item_support(sessions, len(table)),
+            hyperparameters=trained.hyperparameters,
+            weights=trained.weights,
+            item_ids=np.asarray(trained.item_ids).astype(str),
+            popularity=trained.popularity,
+            categories=trained.categories,
             metrics=candidate,
             data={
                 "name": "event-log" + (f"+{cfg.base_dataset}" if cfg.base_dataset else ""),
@@ -154,15 +147,12 @@ def retrain(
                 **(data_note or {}),
             },
             extra={
-                "training": {
-                    "epochs": [e.summary() for e in result.epochs],
-                    "threads": torch.get_num_threads(),
-                },
+                "training": trained.training,
                 "gate": gate,
                 "holdout": metrics["holdout"],
                 "active_metrics": metrics["active"],
             },
-            attachments={"loss.png": png},
+            attachments={"training.png": png},
         )
     return RetrainOutcome(
         path=path, version=path.name, passed=bool(gate["passed"]), metrics=metrics
