@@ -21,6 +21,7 @@ from app.event_log import stream_key
 from app.jobs import settings_env
 from app.settings import Settings
 from tests.conftest import needs_shared_data, run_cli
+from tests.test_admin_api import wait_for
 from tests.test_app_support import LiveServer, write_tiny_checkpoint
 from training.checkpoint import current_version
 
@@ -108,9 +109,7 @@ def test_retrain_over_redis_with_the_worker(tmp_path: Path, redis_url: str, redi
         assert job["metrics"]["candidate"]["recall@20"] > 0.1  # a real model, not noise
 
         # every API process swaps (pub/sub or poll); sessions are rebuilt for the new model
-        deadline = time.monotonic() + 10
-        while srv.registry.active.version != new and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: srv.registry.active.version == new)
         recs = c.get("/v1/sessions/v5/recommendations").json()
         assert recs["model_version"] == new and recs["fallback"] is None
         assert len(recs["items"]) == 20
@@ -147,9 +146,7 @@ def test_retrain_embedded_runs_jobs_in_a_child_process(tmp_path: Path) -> None:
         assert job["state"] == "succeeded", job
         assert job["progress"] == 1.0 and len(job["seen_progress"]) >= 2
         assert job["consumed_up_to"] == str((model_dir / "event-log.jsonl").stat().st_size)
-        deadline = time.monotonic() + 10
-        while srv.registry.active.version != job["version"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: srv.registry.active.version == job["version"])
         recs = c.get("/v1/sessions/v5/recommendations").json()
         assert recs["model_version"] == job["version"] and recs["fallback"] is None
         listed = c.get("/admin/jobs", headers=AUTH).json()
