@@ -92,7 +92,9 @@ def train_gru4rec(
     progress: bool = typer.Option(True, help="progress bars"),
 ) -> None:
     """Train GRU4Rec, evaluate it (next-item, all items) and write a servable checkpoint."""
+    from training.distributed import world_from_env
     from training.gru4rec.export import export_model
+    from training.gru4rec.train import train
 
     if ties not in TIE_MODES:
         raise ParamError(f"unknown tie mode {ties!r}; choose one of {', '.join(TIE_MODES)}")
@@ -102,6 +104,11 @@ def train_gru4rec(
     if seed is not None:
         p = p.replace(seed=seed)
     ds = load_dataset(dataset)
+    world = world_from_env()
+    if world is not None and not world.is_main:
+        # torchrun rank > 0: train its shard beside rank 0, which evaluates and writes
+        train(ds.part(train_part), ds.n_items, p, progress=False, world=world)
+        return
     console.print(_setup_table("train gru4rec", ds.name, ds.n_items, p))
     exported = export_model(
         ds,
