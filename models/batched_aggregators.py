@@ -35,7 +35,7 @@ def exact_candidates(scores: torch.Tensor, per_interest: int) -> BatchCandidates
     per_interest = min(per_interest, n)
     # Stable sort, so among equal scores the lower row is retrieved first.
     top = torch.sort(scores, dim=2, descending=True, stable=True).indices[..., :per_interest]
-    retrieved = torch.zeros(U, K, n, dtype=torch.bool)
+    retrieved = torch.zeros(U, K, n, dtype=torch.bool, device=scores.device)
     retrieved.scatter_(2, top, True)
     masked = scores.masked_fill(~retrieved, -torch.inf)
     best, interest = masked.max(dim=1)  # [U, n]; first maximum = lower interest

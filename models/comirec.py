@@ -144,7 +144,7 @@ class MultiInterestModel(nn.Module):
         inner product with the target item's embedding (argmax, ComiRec's hard readout)."""
         logits = torch.einsum("bkd,bd->bk", interests, target).masked_fill(~active, -torch.inf)
         best = logits.argmax(dim=1)
-        return interests[torch.arange(len(best)), best]
+        return interests[torch.arange(len(best), device=best.device), best]
 
     # -- the model contract (models/contract.py) -----------------------------------------------
 
@@ -217,7 +217,7 @@ class ComiRecSA(MultiInterestModel):
         h = self.embedding(items)
         a = self.attention(items, mask)
         interests = torch.einsum("blk,bld->bkd", a, h)
-        return interests, torch.ones(interests.shape[:2], dtype=torch.bool)
+        return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=h.device)
 
 
 class ComiRecDR(MultiInterestModel):
@@ -238,7 +238,7 @@ class ComiRecDR(MultiInterestModel):
     def initial_logits(self, batch: int) -> torch.Tensor:
         K, L = self.config.n_interests, self.config.max_len
         if self.training:
-            return torch.randn(batch, K, L) * self.config.routing_std
+            return torch.randn(batch, K, L, device=self.maps.device) * self.config.routing_std
         return self.routing_logits.expand(batch, K, L)
 
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,4 +247,4 @@ class ComiRecDR(MultiInterestModel):
         interests = dynamic_routing(
             predictions, mask, self.initial_logits(len(items)), self.config.routing_iterations
         )
-        return interests, torch.ones(interests.shape[:2], dtype=torch.bool)
+        return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=e.device)

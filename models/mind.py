@@ -44,7 +44,7 @@ class MIND(MultiInterestModel):
         """[B, K] bool: the first ``max(1, min(K, floor(log2 n)))`` interests of each window."""
         n = mask.sum(dim=1).clamp(min=1).double()
         k_user = torch.floor(torch.log2(n)).long().clamp(1, self.config.n_interests)
-        return torch.arange(self.config.n_interests)[None, :] < k_user[:, None]
+        return torch.arange(self.config.n_interests, device=mask.device)[None, :] < k_user[:, None]
 
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         K, L = self.config.n_interests, self.config.max_len
@@ -52,7 +52,7 @@ class MIND(MultiInterestModel):
         predictions = e[:, None].expand(-1, K, -1, -1)
         active = self.active_interests(mask)
         if self.training:
-            logits = torch.randn(len(items), K, L) * self.config.routing_std
+            logits = torch.randn(len(items), K, L, device=items.device) * self.config.routing_std
         else:
             logits = self.routing_logits
         # Inactive interests take no share of any behaviour.

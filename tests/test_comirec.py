@@ -25,7 +25,7 @@ from models.mind import MIND
 from models.registry import build_model
 from training.comirec.data import TrainingSampler, left_padded_tails
 from training.comirec.train import sampled_softmax_loss
-from training.data.sessions import Sessions
+from training.data.sessions import Dataset, Sessions
 from training.data.textio import offsets_from_lengths
 
 KINDS = [ComiRecSA, ComiRecDR, MIND]
@@ -232,3 +232,30 @@ def test_batched_greedy_equals_the_per_user_aggregator(
         expected = diversity_greedy(np.take_along_axis(scores[u], top, 1), top, n, cats, lam).items
         got = lists[u][lists[u] >= 0]
         assert got.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("cls", [ComiRecSA, ComiRecDR, MIND])
+def test_training_runs_on_the_chosen_device_and_returns_to_the_cpu(cls, one_torch_thread) -> None:
+    """The device path (inputs, sampled negatives, routing draws, evaluation) on the CPU.
+
+    On a GPU machine the same code picks ``cuda``; here an explicit ``cpu`` must
+    give the very same model as the default choice.
+    """
+    from training.cli.serve_cmd import demo_dataset
+    from training.comirec.data import prepare
+    from training.comirec.train import TrainConfig, train
+
+    ds = demo_dataset()
+    seq = Dataset(name="demo", kind="sequence", items=ds.items, parts={"all": ds.parts["train"]})
+    data = prepare(seq, seed=0, min_count=5)
+    cfg = TrainConfig(max_iter=6, eval_every=3, batch_size=16, seed=0)
+    models = []
+    for device in (None, "cpu"):
+        model = cls(MultiInterestConfig(n_items=data.n_items, dim=8, n_interests=2, max_len=5))
+        result = train(model, data, cfg, progress=False, device=device)
+        assert result.iterations == 6
+        models.append(model)
+    a, b = (m.state_dict() for m in models)
+    for name in a:
+        assert a[name].device.type == "cpu"
+        assert torch.equal(a[name], b[name]), name

@@ -33,8 +33,10 @@ def candidates_for(
     items = model.item_vectors()
     out = []
     for start in range(0, len(prefix), batch):
-        queries = model.encode(torch.from_numpy(prefix[start : start + batch]))
-        out.append(exact_candidates(torch.einsum("ukd,nd->ukn", queries, items), per_interest))
+        queries = model.encode(torch.from_numpy(prefix[start : start + batch]).to(items.device))
+        c = exact_candidates(torch.einsum("ukd,nd->ukn", queries, items), per_interest)
+        # scores stay where the model is (GPU or CPU); only the short candidate lists move
+        out.append(BatchCandidates(c.items.cpu(), c.scores.cpu(), c.interests.cpu()))
     return out
 
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from models.comirec import MultiInterestModel
 from training.comirec.data import TrainingSampler, UserSequences
 from training.comirec.evaluate import evaluate_users
+from training.distributed import default_device
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,15 @@ def sampled_softmax_loss(
 ) -> torch.Tensor:
     """Softmax over the target and ``n_sampled`` shared log-uniform negatives, logits
     corrected by ``- log(expected count)``, a negative equal to the target masked out."""
+    # Drawn on the CPU with the seeded generator (the same draws on any device), then moved.
     sampled = torch.multinomial(probs, n_sampled, replacement=True, generator=generator)
-    log_q = torch.log(probs * n_sampled)
+    sampled = sampled.to(user.device)
+    log_q = torch.log(probs.to(user.device) * n_sampled)
     true_logit = (user * items[target]).sum(-1) - log_q[target]
     neg_logits = user @ items[sampled].T - log_q[sampled]
     neg_logits = neg_logits.masked_fill(target[:, None] == sampled[None, :], -torch.inf)
     logits = torch.cat([true_logit[:, None], neg_logits], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(user), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(user), dtype=torch.long, device=user.device))
 
 
 def training_loss(
@@ -115,7 +118,15 @@ def train(
     cfg: TrainConfig,
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> TrainResult:
+    """Train ``model`` in place on the GPU when there is one (``device`` overrides).
+
+    The model is returned to the CPU with the weights of its best validation
+    Recall@50, ready to be written or served.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = TrainingSampler(data.sequences, data.split.train, model.config.max_len, cfg.seed)
@@ -129,7 +140,7 @@ def train(
     it = 0
     for it in bar:
         model.train()
-        inputs, targets = (torch.from_numpy(a) for a in sampler.batch(cfg.batch_size))
+        inputs, targets = (torch.from_numpy(a).to(device) for a in sampler.batch(cfg.batch_size))
         t0 = time.perf_counter()
         loss = training_loss(model, inputs, targets, cfg, probs, generator)
         optimizer.zero_grad(set_to_none=True)
@@ -161,6 +172,7 @@ def train(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.cpu()
     model.eval()
     samples = it * cfg.batch_size
     return TrainResult(
