@@ -35,17 +35,6 @@ def test_serve_trains_a_first_model_then_runs_uvicorn(
     assert (tmp_path / "models" / "CURRENT").is_file()
 
 
-def test_serve_says_what_is_missing_when_no_model_can_be_made(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_trainer(model_dir: Path) -> str:
-        raise serve_cmd.NoTrainerError(f"no active checkpoint in {model_dir}")
-
-    monkeypatch.setattr(serve_cmd, "bootstrap_model", no_trainer)
-    result = runner.invoke(app, ["serve"])
-    assert result.exit_code == 1 and "no active checkpoint" in result.output
-
-
 def test_embedded_serve_refuses_several_workers(runner: CliRunner) -> None:
     result = runner.invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 2

@@ -22,10 +22,6 @@ from training.data.sessions import Dataset, ItemTable, Sessions
 console = Console()
 
 
-class NoTrainerError(RuntimeError):
-    pass
-
-
 #: the shared dataset a first model is trained on, when it is there
 BOOTSTRAP_DATASET = "yoochoose-100k"
 
@@ -77,14 +73,8 @@ def demo_dataset(seed: int = 0) -> Dataset:
 
 def bootstrap_model(model_dir: Path) -> str:
     """Train a small GRU4Rec, write it to ``model_dir`` and activate it; returns the version."""
-    try:
-        from training.gru4rec.export import export_model
-    except ImportError:
-        raise NoTrainerError(
-            f"no active checkpoint in {model_dir} (no CURRENT file), and this installation has "
-            "no GRU4Rec trainer to make a first one. Put a checkpoint there (and its name in "
-            f"{model_dir}/CURRENT), or point NEXTITEM_MODEL_DIR at a directory that has one."
-        ) from None
+    from training.gru4rec.export import export_model
+
     try:
         dataset: str | Dataset = BOOTSTRAP_DATASET
         load_dataset(BOOTSTRAP_DATASET)
@@ -124,11 +114,7 @@ def serve(
         )
         raise typer.Exit(2)
     if current_version(settings.model_dir) is None:
-        try:
-            version = bootstrap_model(settings.model_dir)
-        except NoTrainerError as exc:
-            console.print(f"[bold red]cannot serve:[/] {exc}")
-            raise typer.Exit(1) from None
+        version = bootstrap_model(settings.model_dir)
         console.print(f"trained and activated [bold]{version}[/] in {settings.model_dir}")
     store = f"Redis at {settings.redis_url}" if settings.redis_url else "in-process (embedded)"
     console.print(
