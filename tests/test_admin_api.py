@@ -6,6 +6,7 @@ checkpoint, so swaps are about the service, not about training.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import redis
 
 from app.jobs import publish_model
 from app.settings import Settings
-from tests.test_app_support import LiveServer, item_id, write_tiny_checkpoint
+from tests.test_app_support import LiveServer, free_port, item_id, write_tiny_checkpoint
 from training.checkpoint import WEIGHTS, current_version, set_current
 
 TOKEN = "test-admin-token"
@@ -85,14 +86,19 @@ def test_models_list_activate_and_roll_back(settings: Settings) -> None:
         assert view["versions"][0]["kind"] == "gru4rec"
 
         r = c.post(f"/admin/models/{second}/activate")
-        assert r.status_code == 200 and r.json() == {"version": second, "previous": first}
+        assert r.status_code == 200
+        assert r.json() == {
+            "version": second,
+            "previous": first,
+            "announced": settings.redis_url is not None,
+        }
         assert current_version(settings.model_dir) == second
         assert srv.registry.active.version == second  # this process at once, not at next poll
         recs = c.post("/v1/recommendations", json={"items": [item_id(3)]}).json()
         assert recs["model_version"] == second
 
         back = c.post(f"/admin/models/{first}/activate")
-        assert back.json() == {"version": first, "previous": second}
+        assert back.json()["previous"] == second
         assert c.get("/admin/models").json()["serving"] == first
 
         assert c.post("/admin/models/nope/activate").status_code == 404
@@ -157,3 +163,31 @@ def test_pubsub_announcement_swaps_without_waiting_for_the_poll(
         assert srv.registry.active.version != new
         publish_model(redis.Redis.from_url(redis_url), redis_prefix, new)
         wait_for(lambda: srv.registry.active.version == new, timeout=5)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+def test_admin_with_redis_down(tmp_path: Path) -> None:
+    """Jobs need Redis (503, nothing queued); swaps do not: CURRENT is polled all the same."""
+    from tests.test_app_redis_down import OwnRedis
+
+    own = OwnRedis(free_port())
+    own.start()
+    try:
+        first = write_tiny_checkpoint(tmp_path, seed=0)
+        time.sleep(1.1)
+        second = write_tiny_checkpoint(tmp_path, seed=1, activate=False)
+        s = Settings(
+            model_dir=tmp_path, redis_url=own.url, admin_token=TOKEN, model_poll_seconds=0.2
+        )
+        with LiveServer(s) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
+            own.kill()
+            r = c.post("/admin/retrain", json={})
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+            assert c.get("/admin/jobs/abc123").status_code == 503
+            ok = c.post(f"/admin/models/{second}/activate")
+            assert ok.status_code == 200 and ok.json()["announced"] is False
+            assert srv.registry.active.version == second
+            set_current(tmp_path, first)  # as a worker elsewhere would
+            wait_for(lambda: srv.registry.active.version == first)
+    finally:
+        own.kill()

@@ -7,6 +7,7 @@ queued and answered at once (202); the worker does the training.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
@@ -71,6 +72,9 @@ class ModelsView(BaseModel):
 class Activated(BaseModel):
     version: str
     previous: str | None
+    announced: bool = Field(
+        description="told every API process at once (Redis); else they follow CURRENT by polling"
+    )
 
 
 async def _call(fn: Any, *args: Any) -> Any:
@@ -168,6 +172,10 @@ async def activate(request: Request, version: str = VersionPath) -> Activated:
         raise HTTPException(409, f"cannot serve {version}: {exc}") from None
     await asyncio.to_thread(set_current, settings.model_dir, version)
     client = request.app.state.redis_sync
+    announced = False
     if client is not None:
-        await _call(publish_model, client, settings.key_prefix, version)
-    return Activated(version=version, previous=previous)
+        # CURRENT is the truth: without the announcement the others follow at their next poll
+        with contextlib.suppress(RedisError):
+            await asyncio.to_thread(publish_model, client, settings.key_prefix, version)
+            announced = True
+    return Activated(version=version, previous=previous, announced=announced)
