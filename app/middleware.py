@@ -28,6 +28,9 @@ class ServiceMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        # (method, route, status) -> its histogram child: ``labels()`` checks and locks
+        # on every call, a dictionary lookup does not
+        self._latency: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +67,8 @@ class ServiceMiddleware:
             await self.app(scope, counted_receive, tracked_send)
         finally:
             route: Any = scope.get("route")
-            self.metrics.latency.labels(
-                scope["method"], getattr(route, "path", "unmatched"), str(status["code"])
-            ).observe(time.perf_counter() - start)
+            key = (scope["method"], getattr(route, "path", "unmatched"), status["code"])
+            child = self._latency.get(key)
+            if child is None:
+                child = self._latency[key] = self.metrics.latency.labels(*key[:2], str(key[2]))
+            child.observe(time.perf_counter() - start)
