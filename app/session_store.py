@@ -18,6 +18,12 @@ live GRU4Rec session (100 floats) take about 40% less memory than one hash
 holding the 400-byte state would. Every multi-key step is one server-side
 script, so the two keys change together. ``<prefix>:eid:<event_id>`` remembers
 an event id for idempotent retries.
+
+Each script takes many sessions (or events) at once: concurrent requests are
+grouped into one call (``app.coalesce``), so under load a round trip serves
+every request that arrived while the previous one was out. The scripts touch
+keys of many sessions in one call, so they need one Redis, not a cluster
+(the stream already made that so).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from app.coalesce import Coalescer
 from app.event_log import FileEventLog, LoggedEvent, stream_key
 
 
@@ -103,31 +110,65 @@ end
 return out
 """
 
-# Compare-and-set of the cached state. KEYS: session, state; ARGV: version, state, covers.
-_SAVE_STATE = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return 0 end
-local cur = redis.call('HMGET', KEYS[1], 'v', 'c')
-if cur[1] == ARGV[1] and tonumber(cur[2]) >= tonumber(ARGV[3]) then return 0 end
-if ttl > 0 then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
-else
-  redis.call('SET', KEYS[2], ARGV[2])
+# Compare-and-set of cached states, for several sessions in one call.
+# KEYS: (session, state) per session; ARGV: (version, state, covers) per session.
+_SAVE_STATES = """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local skey, vkey, a = KEYS[2 * i - 1], KEYS[2 * i], 3 * (i - 1)
+  local version, state, covers = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local ttl = redis.call('PTTL', skey)
+  out[i] = 0
+  if ttl ~= -2 then
+    local cur = redis.call('HMGET', skey, 'v', 'c')
+    if not (cur[1] == version and tonumber(cur[2]) >= tonumber(covers)) then
+      if ttl > 0 then
+        redis.call('SET', vkey, state, 'PX', ttl)
+      else
+        redis.call('SET', vkey, state)
+      end
+      redis.call('HSET', skey, 'v', version, 'c', covers)
+      out[i] = 1
+    end
+  end
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'c', ARGV[3])
-return 1
+return out
 """
 
-# A consistent read of both keys. KEYS: session, state.
+# A consistent read of both keys of several sessions. KEYS: (session, state) per session.
 _GET = """
-local h = redis.call('HMGET', KEYS[1], 'n', 'items', 't', 'v', 'c')
-h[6] = redis.call('GET', KEYS[2])
-return h
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h = redis.call('HMGET', KEYS[2 * i - 1], 'n', 'items', 't', 'v', 'c')
+  h[6] = redis.call('GET', KEYS[2 * i])
+  out[i] = h
+end
+return out
 """
 
 
 def _split_items(text: bytes | None) -> list[str]:
     return text.decode().split("\n")[:-1] if text else []
+
+
+def _record(
+    n: bytes | None,
+    items: bytes | None,
+    t: bytes | None,
+    v: bytes | None,
+    c: bytes | None,
+    state: bytes | None = None,
+) -> SessionRecord | None:
+    if n is None:
+        return None
+    return SessionRecord(
+        n_events=int(n),
+        items=_split_items(items),
+        last_event=float(t) if t is not None else None,
+        state=state,
+        state_version=v.decode() if v is not None else None,
+        state_covers=int(c) if c is not None else 0,
+    )
 
 
 class RedisSessionStore:
@@ -156,9 +197,14 @@ class RedisSessionStore:
         self.max_items = max_items
         self.eid_ttl = event_id_ttl_seconds
         self.stream = stream_key(prefix)
-        self._ingest = self.client.register_script(_INGEST)
-        self._save_state = self.client.register_script(_SAVE_STATE)
-        self._get = self.client.register_script(_GET)
+        self._ingest_script = self.client.register_script(_INGEST)
+        self._save_script = self.client.register_script(_SAVE_STATES)
+        self._get_script = self.client.register_script(_GET)
+        # Concurrent requests share round trips (``app.coalesce``): one script call
+        # appends the events of every waiting request, one reads every waiting session.
+        self._ingests: Coalescer[LoggedEvent, bool] = Coalescer(self._ingest_many, max_items=1000)
+        self._gets: Coalescer[str, SessionRecord | None] = Coalescer(self._get_many)
+        self._saves: Coalescer[tuple[str, str, bytes, int], bool] = Coalescer(self._save_many)
 
     def key(self, session_id: str) -> str:
         return f"{self.prefix}:sess:{session_id}"
@@ -170,43 +216,48 @@ class RedisSessionStore:
         return f"{self.prefix}:eid:{event_id or ''}"
 
     async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
+        return await self._ingests.submit(events)
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        return (await self._gets.submit((session_id,)))[0]
+
+    async def save_state(self, session_id: str, version: str, state: bytes, covers: int) -> bool:
+        return (await self._saves.submit(((session_id, version, state, covers),)))[0]
+
+    async def _ingest_many(self, events: list[LoggedEvent]) -> list[bool]:
         keys = [self.stream]
         args: list[str | int | float] = [self.ttl, self.max_items, self.eid_ttl]
         for e in events:
             sid = e.session_id
             keys += [self.key(sid), self.state_key(sid), self._event_id_key(e.event_id)]
-            args += [e.session_id, e.item_id, repr(e.ts), e.event_type, e.event_id or ""]
+            args += [sid, e.item_id, repr(e.ts), e.event_type, e.event_id or ""]
         try:
-            fresh = await self._ingest(keys=keys, args=args)
+            fresh = await self._ingest_script(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return [bool(f) for f in fresh]
 
-    async def get(self, session_id: str) -> SessionRecord | None:
+    async def _get_many(self, session_ids: list[str]) -> list[SessionRecord | None]:
+        keys: list[str] = []
+        for sid in session_ids:
+            keys += [self.key(sid), self.state_key(sid)]
         try:
-            n, items, t, v, c, s = await self._get(
-                keys=[self.key(session_id), self.state_key(session_id)]
-            )
+            rows = await self._get_script(keys=keys)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        if n is None:
-            return None
-        return SessionRecord(
-            n_events=int(n),
-            items=_split_items(items),
-            last_event=float(t) if t is not None else None,
-            state=s,
-            state_version=v.decode() if v is not None else None,
-            state_covers=int(c) if c is not None else 0,
-        )
+        return [_record(*row) for row in rows]
 
-    async def save_state(self, session_id: str, version: str, state: bytes, covers: int) -> bool:
+    async def _save_many(self, states: list[tuple[str, str, bytes, int]]) -> list[bool]:
+        keys: list[str] = []
+        args: list[str | bytes | int] = []
+        for sid, version, state, covers in states:
+            keys += [self.key(sid), self.state_key(sid)]
+            args += [version, state, covers]
         try:
-            keys = [self.key(session_id), self.state_key(session_id)]
-            done = await self._save_state(keys=keys, args=[version, state, covers])
+            done = await self._save_script(keys=keys, args=args)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return bool(done)
+        return [bool(d) for d in done]
 
     async def delete(self, session_id: str) -> bool:
         try:
