@@ -7,10 +7,16 @@ finishes each job (aggregation) with its slice of the results. Under load,
 batches form by themselves while the thread is busy, so no request waits for
 a timer, and the event loop never runs CPU-heavy code. ``max_batch = 1``
 turns batching off (one search per request), for comparison.
+
+Async callers (``score``) get their results back in one hand-over per batch
+and event loop: a wake-up of the loop from another thread is a system call
+and a GIL hand-over, too dear to pay once per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -32,7 +38,17 @@ class ScoreJob:
     prepare: Callable[[], np.ndarray]  # -> query vectors [K, d]
     k: int  # results per query vector
     finish: Callable[[np.ndarray, np.ndarray], Any]  # (scores [K, k], rows [K, k]) -> result
-    future: Future = field(default_factory=Future)
+    future: Future | None = None  # for ``submit`` (thread callers)
+    waiter: asyncio.Future | None = field(default=None, repr=False)  # for ``score`` (async)
+
+    def cancelled(self) -> bool:
+        if self.waiter is not None:
+            return self.waiter.cancelled()
+        return self.future is not None and not self.future.set_running_or_notify_cancel()
+
+
+# A finished job: (job, result, exception)
+_Outcome = tuple[ScoreJob, Any, BaseException | None]
 
 
 _STOP = object()
@@ -50,8 +66,15 @@ class Scorer:
         self._thread.start()
 
     def submit(self, job: ScoreJob) -> Future:
+        job.future = Future()
         self._queue.put(job)
         return job.future
+
+    async def score(self, job: ScoreJob) -> Any:
+        """The job's result, for a caller on an event loop."""
+        job.waiter = asyncio.get_running_loop().create_future()
+        self._queue.put(job)
+        return await job.waiter
 
     def run(self, job: ScoreJob) -> Any:
         """Blocking form, for callers outside the event loop."""
@@ -83,24 +106,25 @@ class Scorer:
         while (jobs := self._take_batch()) is not None:
             self.batches += 1
             self.jobs += len(jobs)
+            outcomes: list[_Outcome] = []
             try:
-                self._score(jobs)
+                self._score(jobs, outcomes)
             except Exception as exc:  # never let one bad batch stop the thread
                 log.exception("scoring batch failed")
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                done = {id(job) for job, _, _ in outcomes}
+                outcomes += [(job, None, exc) for job in jobs if id(job) not in done]
+            _deliver(outcomes)
 
     @staticmethod
-    def _score(jobs: list[ScoreJob]) -> None:
+    def _score(jobs: list[ScoreJob], outcomes: list[_Outcome]) -> None:
         ready: list[tuple[ScoreJob, np.ndarray]] = []
         for job in jobs:
-            if not job.future.set_running_or_notify_cancel():
+            if job.cancelled():
                 continue
             try:
                 ready.append((job, job.prepare()))
             except Exception as exc:
-                job.future.set_exception(exc)
+                outcomes.append((job, None, exc))
         # Jobs started on different models (a swap in between) search their own index.
         by_model: dict[int, list[tuple[ScoreJob, np.ndarray]]] = {}
         for job, q in ready:
@@ -113,9 +137,37 @@ class Scorer:
             for job, q in group:
                 end = start + len(q)
                 try:
-                    job.future.set_result(
-                        job.finish(scores[start:end, : job.k], rows[start:end, : job.k])
-                    )
+                    result = job.finish(scores[start:end, : job.k], rows[start:end, : job.k])
+                    outcomes.append((job, result, None))
                 except Exception as exc:
-                    job.future.set_exception(exc)
+                    outcomes.append((job, None, exc))
                 start = end
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """Settle thread callers' futures here, and async callers' in one call per loop."""
+    by_loop: dict[int, tuple[asyncio.AbstractEventLoop, list[_Outcome]]] = {}
+    for outcome in outcomes:
+        job = outcome[0]
+        if job.waiter is not None:
+            loop = job.waiter.get_loop()
+            by_loop.setdefault(id(loop), (loop, []))[1].append(outcome)
+        elif job.future is not None and not job.future.done():
+            if outcome[2] is None:
+                job.future.set_result(outcome[1])
+            else:
+                job.future.set_exception(outcome[2])
+    for loop, settled in by_loop.values():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for job, result, exc in outcomes:
+        waiter = job.waiter
+        if waiter is None or waiter.done():  # cancelled meanwhile
+            continue
+        if exc is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(exc)

@@ -6,7 +6,6 @@ and aggregation runs in the scoring thread (``app.scorer``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from app.event_log import LoggedEvent
+from app.gc_policy import freeze_heap
 from app.metrics import Metrics
 from app.model_registry import ModelRegistry, ServingModel
 from app.schemas import Event, EventAck, Fallback
@@ -93,6 +93,8 @@ class Service:
         self.registry = registry
         self.scorer = scorer
         self.metrics = metrics
+        # built once the first model is loaded: its objects are the long-lived heap
+        freeze_heap()
 
     def model(self) -> ServingModel:
         sm = self.registry.active
@@ -168,7 +170,7 @@ class Service:
         return ScoreJob(sm, prepare, min(per_interest, sm.index.size), finish), new_state
 
     async def _score(self, job: ScoreJob) -> Ranked:
-        return await asyncio.wrap_future(self.scorer.submit(job))
+        return await self.scorer.score(job)
 
     async def for_session(self, session_id: str, q: Query) -> Answer:
         sm = self.model()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from types import SimpleNamespace
 
@@ -99,3 +100,55 @@ def test_scorer_batches_waiting_jobs_and_keeps_results_apart() -> None:
     assert len(searches) < len(queries) and sum(searches) == 20
     for q, got in zip(queries, results, strict=True):
         assert got == np.argsort(-(q @ vectors.T)[0])[:5].tolist()
+
+
+def test_scorer_hands_async_results_back_once_per_batch() -> None:
+    """Async callers: results settle on their loop, one loop wake-up for a whole batch."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((50, 8)).astype(np.float32)
+    index = ItemIndex(vectors, device="cpu")
+    gate, searching = threading.Event(), threading.Event()
+    real_search = index.search
+
+    def held_search(q, k):
+        searching.set()
+        gate.wait(5)
+        return real_search(q, k)
+
+    index.search = held_search
+    model = _Model(index=index)
+    scorer = Scorer(max_batch=64)
+    queries = [rng.standard_normal((1, 8)).astype(np.float32) for _ in range(6)]
+
+    def boom() -> np.ndarray:
+        raise ValueError("bad state")
+
+    async def run() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        real_call = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):
+            nonlocal wakeups
+            wakeups += 1
+            return real_call(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting
+        jobs = [ScoreJob(model, lambda q=q: q, 3, lambda s, r: r[0].tolist()) for q in queries]
+        jobs.append(ScoreJob(model, boom, 3, lambda s, r: None))
+        pending = [asyncio.ensure_future(scorer.score(jobs[0]))]
+        await asyncio.to_thread(searching.wait, 5)  # the first job is in the index
+        wakeups = 0  # (to_thread itself woke the loop once)
+        pending += [asyncio.ensure_future(scorer.score(job)) for job in jobs[1:]]
+        await asyncio.sleep(0.1)  # all queued behind the held first batch
+        gate.set()
+        got = await asyncio.gather(*pending, return_exceptions=True)
+        return got, wakeups
+
+    got, wakeups = asyncio.run(run())
+    scorer.close()
+    for q, rows in zip(queries, got[:-1], strict=True):
+        assert rows == np.argsort(-(q @ vectors.T)[0])[:3].tolist()
+    assert isinstance(got[-1], ValueError)
+    # the first job went alone, the six that waited behind it as one batch
+    assert scorer.batches == 2 and wakeups == 2
