@@ -59,7 +59,9 @@ class BatchAck(BaseModel):
 
 
 class Recommendation(BaseModel):
-    item_id: StrictInt | str
+    item_id: str = Field(
+        description="the catalog id, always as a string (events may send it as an integer)"
+    )
     score: float = Field(description="model score (inner product); popularity on fallback")
     interest: int | None = Field(description="which interest vector found the item")
 

@@ -46,8 +46,26 @@ class Query:
 Answer = dict[str, Any]
 
 
+_ID_TEXTS: dict[str, list[str]] = {}
+
+
+def item_texts(sm: ServingModel) -> list[str]:
+    """Row -> item id as text, per model version (built once, on first use).
+
+    Item ids are identifiers: answers carry them as strings whatever type the
+    catalog stored them with, the same text a shop's events are matched by.
+    """
+    texts = _ID_TEXTS.get(sm.version)
+    if texts is None:
+        texts = [str(i) for i in sm.item_ids]
+        if len(_ID_TEXTS) >= 4:  # old versions after swaps
+            _ID_TEXTS.pop(next(iter(_ID_TEXTS)))
+        _ID_TEXTS[sm.version] = texts
+    return texts
+
+
 def _answer(sm: ServingModel, ranked: Ranked, fallback: Fallback | None) -> Answer:
-    ids = sm.item_ids
+    ids = item_texts(sm)
     return {
         "model_version": sm.version,
         "fallback": fallback,
@@ -69,12 +87,12 @@ def popular(sm: ServingModel, n: int, exclude: Sequence[int] = ()) -> Answer:
     if len(exclude):
         head = head[~np.isin(head, np.asarray(exclude))]
     head = head[:n].tolist()
+    ids = item_texts(sm)
     return {
         "model_version": sm.version,
         "fallback": None,
         "items": [
-            {"item_id": sm.item_ids[r], "score": float(sm.popularity[r]), "interest": None}
-            for r in head
+            {"item_id": ids[r], "score": float(sm.popularity[r]), "interest": None} for r in head
         ],
     }
 

@@ -36,12 +36,12 @@ def redis_settings(tmp_path: Path, redis_url: str, redis_prefix: str) -> Setting
     return Settings(model_dir=model_dir, redis_url=redis_url, key_prefix=redis_prefix)
 
 
-def ranked(response: httpx.Response) -> list[tuple[int, float]]:
+def ranked(response: httpx.Response) -> list[tuple[str, float]]:
     assert response.status_code == 200, response.text
     return [(r["item_id"], r["score"]) for r in response.json()["items"]]
 
 
-def assert_same_ranking(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> None:
+def assert_same_ranking(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> None:
     assert [i for i, _ in a] == [i for i, _ in b]
     np.testing.assert_allclose([s for _, s in a], [s for _, s in b], rtol=1e-5, atol=1e-6)
 
@@ -52,7 +52,7 @@ def test_click_through_changes_recommendations_and_equals_stateless(settings: Se
         r = http.get("/v1/sessions/visit-1/recommendations", params={"n": 10})
         assert r.json()["fallback"] == "new_session"
         # a new visit gets the most popular items (row 0 is the most popular)
-        assert [x["item_id"] for x in r.json()["items"]] == [item_id(i) for i in range(10)]
+        assert [x["item_id"] for x in r.json()["items"]] == [str(item_id(i)) for i in range(10)]
         lists = []
         for i, click in enumerate(clicks):
             ack = http.post("/v1/events", json={"session_id": "visit-1", "item_id": click})
@@ -62,7 +62,7 @@ def test_click_through_changes_recommendations_and_equals_stateless(settings: Se
             stateless = http.post("/v1/recommendations", json={"items": clicks[: i + 1], "n": 10})
             assert_same_ranking(ranked(got), ranked(stateless))
             items = [x for x, _ in ranked(got)]
-            assert not set(items) & set(clicks[: i + 1]), "seen items are excluded"
+            assert not set(items) & {str(c) for c in clicks[: i + 1]}, "seen items are excluded"
             lists.append(items)
         assert all(a != b for a, b in itertools.pairwise(lists)), "every click counts"
         # exclude_seen=false may return a clicked item; the state is the same one
@@ -112,6 +112,24 @@ def test_idempotent_event_id(settings: Settings) -> None:
         assert stream == 2
     else:
         assert len(settings.resolved_event_log_path.read_text().splitlines()) == 2
+
+
+def test_item_ids_are_strings_in_answers_whatever_the_shop_sent(settings: Settings) -> None:
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url) as http:
+        # the tiny catalog stores integer ids 1000..1059; row 0 is the most popular
+        fresh = http.get("/v1/sessions/none/recommendations", params={"n": 3}).json()
+        assert [r["item_id"] for r in fresh["items"]] == ["1000", "1001", "1002"]
+        http.post("/v1/events", json={"session_id": "as-int", "item_id": 1003})
+        http.post("/v1/events", json={"session_id": "as-text", "item_id": "1003"})
+        as_int = ranked(http.get("/v1/sessions/as-int/recommendations", params={"n": 5}))
+        as_text = ranked(http.get("/v1/sessions/as-text/recommendations", params={"n": 5}))
+        assert as_int == as_text and len(as_int) == 5
+        assert all(isinstance(i, str) for i, _ in as_int) and "1003" not in dict(as_int)
+        stateless = http.post("/v1/recommendations", json={"items": [1003], "n": 5})
+        assert ranked(stateless) == as_int
+        similar = http.get("/v1/items/1003/similar", params={"n": 4}).json()["items"]
+        assert len(similar) == 4 and all(isinstance(r["item_id"], str) for r in similar)
+        assert "1003" not in [r["item_id"] for r in similar]
 
 
 def test_ttl_expiry(settings: Settings) -> None:

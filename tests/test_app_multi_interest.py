@@ -11,8 +11,8 @@ from test_app_support import LiveServer, item_id, write_comirec_checkpoint
 from app.settings import Settings
 
 
-def category(external_id: int) -> int:
-    return (external_id - 1000) % 3  # the tiny catalog's categories: row % 3
+def category(external_id: str) -> int:
+    return (int(external_id) - 1000) % 3  # the tiny catalog's categories: row % 3
 
 
 def test_multi_interest_session_equals_stateless_and_diversity_spreads_categories(
