@@ -40,8 +40,8 @@ ML1M = ("f1", "f2", "f3", "f4", "f5")
         ("svd", 0.910),
         ("svdpp", 0.900),
         ("timesvdpp", 0.900),
-        pytest.param("itemknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9170")),
-        pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9240")),
+        ("itemknn", 0.915),
+        pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9185")),
         pytest.param("rbm", 0.940, marks=pytest.mark.xfail(strict=True, reason="0.9571")),
     ],
 )

@@ -80,6 +80,17 @@ def test_baseline_centred_prediction_by_hand():
     assert model.predict(np.array([1]), np.array([2]))[0] == pytest.approx(expected)
 
 
+def test_denominator_shrinkage_pulls_the_residual_towards_the_baseline():
+    model = knn(k=2, center="baseline")
+    model.den_shrinkage = 0.5
+    mu = VALUES.mean()
+    s = np.array([40 / 41, 27 / math.sqrt(18 * 41)])
+    residual = np.array([3 - (mu - 0.5 + 0.4), 1 - (mu - 0.5 - 1.0)])
+    # sum s v / (0.5 + sum s): the same weighted residual, scaled by 1.97 / 2.47
+    expected = mu - 0.5 + 0.6 + (s * residual).sum() / (0.5 + s.sum())
+    assert model.predict(np.array([1]), np.array([2]))[0] == pytest.approx(expected)
+
+
 def test_mean_centred_prediction_by_hand():
     # item means: i0 = 4, i1 = 7/3, i2 = 4.5
     s = np.array([40 / 41, 27 / math.sqrt(18 * 41)])

@@ -16,7 +16,12 @@ the k most similar neighbours that have a rating: of the raw ratings
 (``center="none"``, KNNBasic), of the ratings minus the neighbours' means
 (``"mean"``), or of the baseline residuals (``"baseline"``, Koren 2010 eq. 3), as
 in Surprise, only neighbours of positive similarity contribute, and fewer than
-``min_k`` of them falls back to the centre. The neighbour search is batched in
+``min_k`` of them falls back to the centre. ``den_shrinkage`` (lambda, default 0:
+Surprise's rule) adds a constant to the denominator, sum s v / (lambda + sum s),
+so a residual backed only by weakly similar neighbours is pulled towards the
+centre instead of being trusted in full (the weakness Bell and Koren 2007 and
+Koren 2008, section 2.2, note: normalised weights sum to one however unrelated
+the neighbours are). The neighbour search is batched in
 PyTorch: a test pair gathers the similarities of all the entities its other side
 rated, and ``topk`` picks the k largest, no per-pair Python loop.
 """
@@ -90,6 +95,7 @@ class KNN:
     neighbour_indptr: np.ndarray
     neighbour_index: np.ndarray
     neighbour_value: np.ndarray
+    den_shrinkage: float = 0.0
     batch_size: int = 4096
     scale: tuple[float, float] = RATING_SCALE
 
@@ -123,7 +129,7 @@ class KNN:
         return np.clip(base + residual, *self.scale)
 
     def _neighbour_average(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """sum s_{x,x'} v_{x',y} / sum s_{x,x'} over the k nearest x' that rated y.
+        """sum s_{x,x'} v_{x',y} / (lambda + sum s_{x,x'}) over the k nearest x' that rated y.
 
         Pairs are sorted by how many neighbours their y has, so each batch is padded
         only to its own longest list; padding points at an extra similarity column
@@ -149,7 +155,7 @@ class KNN:
             w = top_s.clamp_min(0.0)
             den = w.sum(1)
             enough = ((top_s > 0).sum(1) >= self.min_k) & (den > 0)
-            avg = (w * top_v).sum(1) / torch.where(enough, den, 1.0)
+            avg = (w * top_v).sum(1) / (torch.where(enough, den, 1.0) + self.den_shrinkage)
             out[rows] = torch.where(enough, avg, 0.0).double()
             found[rows] = enough
         return out.numpy(), found.numpy()
@@ -207,6 +213,7 @@ def build_knn(
     shrinkage: float = 100.0,
     center: str = "baseline",
     min_support: int = 1,
+    den_shrinkage: float = 0.0,
 ) -> KNN:
     """Similarities and neighbour lists from training ratings (``baseline`` for centring)."""
     if center not in CENTERS:
@@ -253,4 +260,5 @@ def build_knn(
         neighbour_indptr=indptr,
         neighbour_index=same[order].astype(np.int64),
         neighbour_value=np.asarray(centred, np.float64)[order],
+        den_shrinkage=den_shrinkage,
     )

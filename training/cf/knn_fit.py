@@ -1,7 +1,10 @@
 """Fitting item- and user-based kNN: ALS baselines, then the similarity matrix.
 
 Defaults are Surprise's KNNBaseline (k=40, min_k=1, pearson_baseline with
-shrinkage 100, baselines by 10 ALS epochs with reg_u=15, reg_i=10).
+shrinkage 100, baselines by 10 ALS epochs with reg_u=15, reg_i=10, and no
+shrinkage of the weighted average: ``den_shrinkage=0``), so a side-by-side run
+compares like with like; the settings tuned on a validation split are in
+``training/params/cf_itemknn_*.toml`` and ``cf_userknn_*.toml``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class KNNConfig:
     bsl_epochs: int = 10
     bsl_reg_u: float = 15.0
     bsl_reg_i: float = 10.0
+    den_shrinkage: float = 0.0  # lambda in sum s v / (lambda + sum s); 0 = Surprise
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
@@ -34,6 +38,8 @@ class KNNConfig:
             raise ParamError(f"center must be one of {CENTERS}, got {self.center!r}")
         if self.k < 1 or self.min_k < 0:
             raise ParamError("k must be at least 1 and min_k at least 0")
+        if self.den_shrinkage < 0:
+            raise ParamError("den_shrinkage must be at least 0")
 
 
 def fit_knn(r: Ratings, c: KNNConfig, user_based: bool) -> KNN:
@@ -43,4 +49,5 @@ def fit_knn(r: Ratings, c: KNNConfig, user_based: bool) -> KNN:
         r.users, r.items, r.values, r.n_users, r.n_items, Baseline(mu, bu, bi),
         similarity=c.similarity, user_based=user_based, k=c.k, min_k=c.min_k,
         shrinkage=c.shrinkage, center=c.center, min_support=c.min_support,
+        den_shrinkage=c.den_shrinkage,
     )  # fmt: skip
