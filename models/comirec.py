@@ -17,14 +17,19 @@ once a user has L items).
   paper's formula; interests ``V = A^T H`` take the item embeddings without the
   positions, as the official code does.
 - ComiRec-DR: dynamic routing from the window's behaviour capsules to K interest
-  capsules. The bilinear map ``W_j`` (d x d per interest) is shared by all
-  behaviour positions; routing logits start from N(0, 1) (``routing_std``;
-  the official code starts DR from zeros, ``routing_std=0``) and are never
-  back-propagated (the routing iterations see a detached copy of the
-  predictions, only the last one carries gradients, as in the official code);
-  squash after each iteration; 3 iterations. In training the logits are drawn
-  afresh per batch; in evaluation and serving a fixed draw stored with the
-  weights is used, so a user's interests are deterministic.
+  capsules, as the official code's ``CapsuleNetwork(bilinear_type=2)`` and the
+  paper's ``e_j|i = W_ij e_i``: one d x d map per (window position, interest),
+  ``position_maps`` [L, K, d, d], initialised from N(0, 1) as there. The
+  window is realigned oldest-first (real items at positions 0..n-1, padding
+  at the end, as the official data iterator fills it), so map ``t`` is the
+  t-th oldest item's, and there are no position embeddings (the per-position
+  maps play their role). Routing logits start from zeros (the official code's
+  DR; ``routing_std > 0`` draws N(0, std^2) instead: afresh per training batch,
+  one fixed draw stored with the weights in evaluation and serving) and are
+  never back-propagated: the routing iterations see a detached copy of the
+  predictions, only the last one carries gradients, as the official
+  ``stop_gradient``. Couplings are a softmax over the K interests, zero at
+  padded positions; squash after each iteration; 3 iterations.
 
 Training picks, per example, the interest with the largest inner product with
 the target item (argmax, ``readout``); MIND overrides it with label-aware
@@ -34,7 +39,7 @@ attention (``models/mind.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 import torch
@@ -52,7 +57,9 @@ class MultiInterestConfig:
     max_len: int = 20
     attention_dim: int = 0  # ComiRec-SA's d_a; 0 means 4 * dim
     routing_iterations: int = 3  # ComiRec-DR and MIND
-    routing_std: float = 1.0  # initial routing logits ~ N(0, std^2); 0 = the official code's zeros
+    # Initial routing logits ~ N(0, std^2); 0 = zeros. None = the model's own default:
+    # 0 for ComiRec-DR (the official code), 1 for MIND (the MIND paper).
+    routing_std: float | None = None
     power: float = 1.0  # MIND's label-aware attention exponent p (training only)
     seed: int = 0  # fixes the initial weights and the evaluation routing logits
 
@@ -62,7 +69,7 @@ class MultiInterestConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.attention_dim < 0:
             raise ValueError("attention_dim must be >= 0 (0 = 4 * dim)")
-        if self.routing_std < 0:
+        if self.routing_std is not None and self.routing_std < 0:
             raise ValueError("routing_std must be >= 0")
         if self.power <= 0:
             raise ValueError("power must be positive")
@@ -107,9 +114,12 @@ class MultiInterestModel(nn.Module):
     """What every multi-interest extractor shares: embeddings, windows, the contract, readout."""
 
     kind: ClassVar[str] = ""
+    default_routing_std: ClassVar[float] = 0.0  # what ``routing_std=None`` resolves to
 
     def __init__(self, config: MultiInterestConfig) -> None:
         super().__init__()
+        if config.routing_std is None:  # resolved here, so checkpoints record the value used
+            config = replace(config, routing_std=self.default_routing_std)
         self.config = config
         self.n_interests = config.n_interests
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -221,30 +231,56 @@ class ComiRecSA(MultiInterestModel):
 
 
 class ComiRecDR(MultiInterestModel):
-    """ComiRec-DR: dynamic routing with one bilinear map per interest shared by all positions."""
+    """ComiRec-DR: dynamic routing with one bilinear map per (window position, interest)."""
 
     kind = "comirec-dr"
 
     def __init__(self, config: MultiInterestConfig) -> None:
         super().__init__(config)
-        d, K = config.dim, config.n_interests
-        self.maps = nn.Parameter(torch.empty(K, d, d))
+        d, K, L = config.dim, config.n_interests, config.max_len
+        self.position_maps = nn.Parameter(torch.empty(L, K, d, d))
         with torch.no_grad():
-            self.maps.normal_(0.0, 1.0 / math.sqrt(d), generator=self.generator)
-        # The evaluation-time routing logits: one fixed N(0, 1) draw, kept with the weights.
-        draw = torch.randn(K, config.max_len, generator=self.generator)
-        self.register_buffer("routing_logits", draw * config.routing_std)
+            self.position_maps.normal_(0.0, 1.0, generator=self.generator)
+        # The evaluation-time routing logits (zeros unless routing_std > 0), kept with the weights.
+        draw = torch.randn(K, L, generator=self.generator)
+        self.register_buffer("routing_logits", draw * self.config.routing_std)
 
     def initial_logits(self, batch: int) -> torch.Tensor:
         K, L = self.config.n_interests, self.config.max_len
-        if self.training:
-            return torch.randn(batch, K, L, device=self.maps.device) * self.config.routing_std
+        if self.training and self.config.routing_std:
+            device = self.position_maps.device
+            return torch.randn(batch, K, L, device=device) * self.config.routing_std
         return self.routing_logits.expand(batch, K, L)
 
+    @staticmethod
+    def oldest_first(items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate each left-padded window so its real items fill positions 0..n-1."""
+        L = items.shape[1]
+        pad = (~mask).sum(dim=1, keepdim=True)
+        idx = (torch.arange(L, device=items.device)[None, :] + pad) % L
+        return items.gather(1, idx), mask.gather(1, idx)
+
+    def predictions(self, items: torch.Tensor) -> torch.Tensor:
+        """Behaviour capsules in each interest's space, [B, K, L, d]: ``W[t, k] @ e_t``."""
+        return torch.einsum("bti,tkoi->bkto", self.embedding(items), self.position_maps)
+
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        e = self.embedding(items)
-        predictions = torch.einsum("bld,kde->bkle", e, self.maps)
+        items, mask = self.oldest_first(items, mask)
         interests = dynamic_routing(
-            predictions, mask, self.initial_logits(len(items)), self.config.routing_iterations
+            self.predictions(items),
+            mask,
+            self.initial_logits(len(items)),
+            self.config.routing_iterations,
         )
-        return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=e.device)
+        return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=items.device)
+
+    @classmethod
+    def from_checkpoint(
+        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
+    ) -> MultiInterestModel:
+        if "maps" in weights and "position_maps" not in weights:
+            raise ValueError(
+                "this ComiRec-DR checkpoint holds one map per interest shared by all positions "
+                "(an earlier form of the model); it cannot be loaded: train the model again"
+            )
+        return super().from_checkpoint(hyperparameters, weights)

@@ -29,6 +29,7 @@ from models.comirec import MultiInterestConfig, MultiInterestModel, dynamic_rout
 
 class MIND(MultiInterestModel):
     kind = "mind"
+    default_routing_std = 1.0  # the MIND paper's N(0, 1) routing logits
 
     def __init__(self, config: MultiInterestConfig) -> None:
         super().__init__(config)
@@ -37,8 +38,11 @@ class MIND(MultiInterestModel):
         self.hidden = nn.Linear(d, d)
         with torch.no_grad():
             self.shared_map.normal_(0.0, 1.0 / math.sqrt(d), generator=self.generator)
+            # nn.Linear's default bounds, drawn from the model's generator so ``seed`` fixes them
+            for p in (self.hidden.weight, self.hidden.bias):
+                p.uniform_(-1.0 / math.sqrt(d), 1.0 / math.sqrt(d), generator=self.generator)
         draw = torch.randn(config.n_interests, config.max_len, generator=self.generator)
-        self.register_buffer("routing_logits", draw * config.routing_std)
+        self.register_buffer("routing_logits", draw * self.config.routing_std)
 
     def active_interests(self, mask: torch.Tensor) -> torch.Tensor:
         """[B, K] bool: the first ``max(1, min(K, floor(log2 n)))`` interests of each window."""

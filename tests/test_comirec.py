@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -164,12 +165,69 @@ def test_checkpoint_round_trip_through_the_registry(cls: type[MultiInterestModel
     torch.testing.assert_close(copy.encode(prefix, torch.tensor([3, 4])), m.encode(prefix))
 
 
-def test_routing_is_random_in_training_and_fixed_in_evaluation() -> None:
-    m = small(ComiRecDR)
+def test_routing_std_defaults_to_zeros_for_dr_and_normal_for_mind() -> None:
+    assert small(ComiRecDR).hyperparameters()["routing_std"] == 0.0
+    assert small(MIND).hyperparameters()["routing_std"] == 1.0
+    assert small(ComiRecDR, routing_std=0.5).hyperparameters()["routing_std"] == 0.5
+    assert (small(ComiRecDR).routing_logits == 0).all()
+
+
+def test_dr_routing_from_zeros_is_deterministic_in_training_too() -> None:
+    m = small(ComiRecDR).train()
+    prefix = torch.tensor([[1, 2, 3, 4, 5]])
+    torch.testing.assert_close(m.encode(prefix), m.encode(prefix))
+
+
+def test_dr_routing_with_routing_std_is_random_in_training_and_fixed_in_evaluation() -> None:
+    m = small(ComiRecDR, routing_std=1.0)
     prefix = torch.tensor([[1, 2, 3, 4, 5]])
     torch.testing.assert_close(m.encode(prefix), m.encode(prefix))
     m.train()
     assert not torch.allclose(m.encode(prefix), m.encode(prefix))
+
+
+def test_dr_window_is_realigned_oldest_first() -> None:
+    items = torch.tensor([[0, 0, 5, 7], [1, 2, 3, 4], [0, 0, 0, 0]])
+    mask = torch.tensor([[False, False, True, True], [True] * 4, [False] * 4])
+    aligned, keep = ComiRecDR.oldest_first(items, mask)
+    assert aligned.tolist() == [[5, 7, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0]]
+    assert keep.tolist() == [[True, True, False, False], [True] * 4, [False] * 4]
+
+
+def test_dr_maps_one_matrix_per_position_and_interest() -> None:
+    m = small(ComiRecDR, dim=2, n_interests=2, max_len=3)
+    with torch.no_grad():
+        m.embedding.weight[4] = torch.tensor([1.0, 2.0])
+        m.embedding.weight[6] = torch.tensor([3.0, -1.0])
+        m.position_maps.zero_()
+        m.position_maps[0, 0] = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # identity
+        m.position_maps[0, 1] = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # swap
+        m.position_maps[1, 0] = torch.tensor([[2.0, 0.0], [0.0, 0.0]])  # 2 x first coordinate
+        m.position_maps[1, 1] = torch.tensor([[0.0, 0.0], [1.0, 1.0]])  # (0, sum)
+    p = m.predictions(torch.tensor([[4, 6, 0]]))[0]  # [K, L, d]
+    torch.testing.assert_close(p[0, 0], torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(p[1, 0], torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(p[0, 1], torch.tensor([6.0, 0.0]))
+    torch.testing.assert_close(p[1, 1], torch.tensor([0.0, 2.0]))
+    # Zero logits, one iteration: couplings 1/K = 0.5 at the two real positions (the third
+    # is padding), so interest k is squash(0.5 * (p[k, 0] + p[k, 1])).
+    window = torch.tensor([[-1, 4, 6]])  # left-padded: realigned to (4, 6, pad)
+    one_pass = ComiRecDR(replace(m.config, routing_iterations=1)).eval()
+    one_pass.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        one_pass.position_maps[2] = 100.0  # the padded position's map must not matter
+    got = one_pass.encode(window)[0]
+    expected = squash(torch.tensor([[3.5, 1.0], [1.0, 1.5]]))
+    torch.testing.assert_close(got, expected)
+
+
+def test_an_old_shared_map_dr_checkpoint_fails_with_a_clear_error() -> None:
+    m = small(ComiRecDR)
+    weights = m.checkpoint_weights()
+    weights["maps"] = torch.zeros(3, 8, 8)
+    del weights["position_maps"]
+    with pytest.raises(ValueError, match="earlier form"):
+        build_model("comirec-dr", m.hyperparameters(), weights)
 
 
 def test_sampled_softmax_by_hand() -> None:

@@ -189,7 +189,11 @@ def load_model(args: EvaluateArgs) -> tuple[MultiInterestModel, Any]:
         raise ParamError(str(exc)) from None
     if ck.kind != args.model:
         raise ParamError(f"{args.checkpoint} holds a {ck.kind} model, not {args.model}")
-    return build_model(ck.kind, ck.hyperparameters, ck.weights), ck  # type: ignore[return-value]
+    try:
+        model = build_model(ck.kind, ck.hyperparameters, ck.weights)
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. an earlier form of the model
+        raise ParamError(f"{args.checkpoint}: {exc}") from None
+    return model, ck  # type: ignore[return-value]
 
 
 def same_items(data: UserSequences, ck: Any) -> None:
