@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from app.gc_policy import freeze_heap
 from app.item_index import ItemIndex
 from app.settings import Settings
 from models.contract import SequenceModel
@@ -147,8 +148,14 @@ class ModelRegistry:
             raise ModelLoadError(self.last_error)
         return self.activate(version)
 
-    def activate(self, version: str) -> ServingModel:
-        """Load ``version`` and swap it in; on failure the previous model keeps serving."""
+    def activate(self, version: str, before_swap: Callable[[], None] | None = None) -> ServingModel:
+        """Load ``version`` and swap it in; on failure the previous model keeps serving.
+
+        ``before_swap`` runs once the new model has loaded, still under the load
+        lock: the admin endpoint writes ``CURRENT`` there, so the file watcher
+        (which also loads under this lock) never sees a served version that
+        ``CURRENT`` does not name yet, and never swaps back.
+        """
         with self._load_lock:
             active = self._active
             if active is not None and active.version == version:
@@ -163,7 +170,11 @@ class ModelRegistry:
                 self.last_error = str(exc)
                 log.error("%s; still serving %s", exc, active.version if active else "nothing")
                 raise exc from None
+            if before_swap is not None:
+                before_swap()
             self._active = loaded  # the swap: one reference assignment
             self.last_error = None
-            log.info("serving model %s (%s)", loaded.version, loaded.kind)
+            del active
+            frozen = freeze_heap()
+            log.info("serving %s (%s); %d objects frozen", loaded.version, loaded.kind, frozen)
             return loaded

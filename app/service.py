@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from app.event_log import LoggedEvent
-from app.gc_policy import freeze_heap
 from app.metrics import Metrics
 from app.model_registry import ModelRegistry, ServingModel
 from app.schemas import Event, EventAck, Fallback
@@ -111,8 +110,6 @@ class Service:
         self.registry = registry
         self.scorer = scorer
         self.metrics = metrics
-        # built once the first model is loaded: its objects are the long-lived heap
-        freeze_heap()
 
     def model(self) -> ServingModel:
         sm = self.registry.active

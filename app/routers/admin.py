@@ -167,10 +167,13 @@ async def activate(request: Request, version: str = VersionPath) -> Activated:
         raise HTTPException(404, f"no checkpoint {version}")
     previous = current_version(settings.model_dir)
     try:
-        await asyncio.to_thread(registry.activate, version)
+        await asyncio.to_thread(
+            registry.activate, version, lambda: set_current(settings.model_dir, version)
+        )
     except ModelLoadError as exc:
         raise HTTPException(409, f"cannot serve {version}: {exc}") from None
-    await asyncio.to_thread(set_current, settings.model_dir, version)
+    if current_version(settings.model_dir) != version:  # it was served here already
+        await asyncio.to_thread(set_current, settings.model_dir, version)
     client = request.app.state.redis_sync
     announced = False
     if client is not None:
