@@ -148,6 +148,34 @@ def test_step_by_step_equals_batched_pass(mode: str) -> None:
         torch.testing.assert_close(incremental[0], batched[row], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["shared", "separate"])
+def test_numpy_step_follows_the_weights_as_they_change(mode: str) -> None:
+    """The serving fast path reads views of the parameters, never a stale copy."""
+    import copy
+
+    model = _model(mode)
+    state = model.step(model.init_state(), 3)
+    with torch.no_grad():
+        reference = model.hidden_step(
+            model.input_table[torch.tensor([4])], model.split_state(state.view(1, -1))
+        )[1]
+    torch.testing.assert_close(model.step(state, 4), torch.cat(reference, 1).view(-1))
+    with torch.no_grad():
+        model.cells[0].weight_hh.mul_(0.5)  # an in-place update, as training does
+        model.input_table[4].add_(1.0)
+        expected = torch.cat(
+            model.hidden_step(
+                model.input_table[torch.tensor([4])], model.split_state(state.view(1, -1))
+            )[1],
+            1,
+        ).view(-1)
+    torch.testing.assert_close(model.step(state, 4), expected)
+    twin = copy.deepcopy(model)  # new storage: the views are rebuilt
+    with torch.no_grad():
+        twin.cells[-1].bias_hh.add_(1.0)
+    assert not torch.allclose(twin.step(state, 4), model.step(state, 4))
+
+
 def test_bias_is_folded_into_the_inner_product() -> None:
     model = _model("shared", layers=(8,))
     state = model.step(model.step(model.init_state(), 2), 7)
