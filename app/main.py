@@ -68,7 +68,7 @@ def make_job_queue(settings: Settings, app: FastAPI) -> JobQueue:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
-    registry = ModelRegistry(settings)
+    registry = ModelRegistry(settings, metrics)
     token, generated = admin_token(settings)
 
     @asynccontextmanager

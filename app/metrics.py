@@ -36,6 +36,18 @@ class Metrics:
         self.index_size = Gauge(
             "nextitem_index_items", "items in the retrieval index", registry=self.registry
         )
+        self.swaps = Counter(
+            "nextitem_model_swaps_total",
+            "model versions swapped in by this process (start-up included), by outcome",
+            ["outcome"],  # swapped, failed (the previous model kept serving)
+            registry=self.registry,
+        )
+        self.load_seconds = Histogram(
+            "nextitem_model_load_seconds",
+            "time to load and check a checkpoint before a swap",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+        )
         self.store_up = Gauge(
             "nextitem_store_up",
             "1 when the session store answered its last call",

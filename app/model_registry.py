@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 
 from app.gc_policy import freeze_heap
 from app.item_index import ItemIndex
+from app.metrics import Metrics
 from app.settings import Settings
 from models.contract import SequenceModel
 from models.registry import build_model
@@ -129,8 +131,9 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
 class ModelRegistry:
     """Holds the active ``ServingModel``; loads serialise, reads never wait."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.model_dir = settings.model_dir
         self._active: ServingModel | None = None
         self._load_lock = threading.Lock()
@@ -160,6 +163,7 @@ class ModelRegistry:
             active = self._active
             if active is not None and active.version == version:
                 return active
+            started = time.perf_counter()
             try:
                 loaded = load_serving_model(self.model_dir, version, self.settings)
             except (
@@ -168,11 +172,16 @@ class ModelRegistry:
                 if not isinstance(exc, ModelLoadError):
                     exc = ModelLoadError(f"checkpoint {version}: {type(exc).__name__}: {exc}")
                 self.last_error = str(exc)
+                if self.metrics is not None:
+                    self.metrics.swaps.labels("failed").inc()
                 log.error("%s; still serving %s", exc, active.version if active else "nothing")
                 raise exc from None
             if before_swap is not None:
                 before_swap()
             self._active = loaded  # the swap: one reference assignment
+            if self.metrics is not None:
+                self.metrics.load_seconds.observe(time.perf_counter() - started)
+                self.metrics.swaps.labels("swapped").inc()
             self.last_error = None
             del active
             frozen = freeze_heap()

@@ -97,6 +97,9 @@ def test_models_list_activate_and_roll_back(settings: Settings) -> None:
         recs = c.post("/v1/recommendations", json={"items": [item_id(3)]}).json()
         assert recs["model_version"] == second
 
+        metrics = c.get("/metrics").text
+        assert 'nextitem_model_swaps_total{outcome="swapped"} 2.0' in metrics  # start-up + 1
+        assert "nextitem_model_load_seconds_count 2.0" in metrics
         back = c.post(f"/admin/models/{first}/activate")
         assert back.json()["previous"] == second
         assert c.get("/admin/models").json()["serving"] == first
@@ -114,6 +117,7 @@ def test_a_broken_version_is_refused_and_nothing_changes(settings: Settings) -> 
     with LiveServer(settings) as srv, httpx.Client(base_url=srv.url, headers=AUTH) as c:
         r = c.post(f"/admin/models/{broken}/activate")
         assert r.status_code == 409 and "checksum" in r.json()["detail"]
+        assert 'nextitem_model_swaps_total{outcome="failed"} 1.0' in c.get("/metrics").text
         assert current_version(settings.model_dir) == first
         assert srv.registry.active.version == first
         # and when CURRENT is pointed at it from outside, the watcher keeps the old model
