@@ -4,6 +4,10 @@ The position is taken first (the stream's last id, or the log file's size), and
 only events up to it are read, so events that arrive while the job trains are
 neither half-read nor lost: the next job's snapshot includes them. The job
 records the position (``consumed_up_to``).
+
+With Redis, the snapshot also moves what it read from the stream to the
+archive (``app.event_archive``) and trims the stream, under a lock so that two
+workers never archive the same entries.
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ from pathlib import Path
 import pandas as pd
 import redis
 
+from app.event_archive import EventArchive, parse_id
 from app.event_log import stream_key
 
-COLUMNS = ["session_id", "item_id", "ts", "event_type"]
+COLUMNS = ["session_id", "item_id", "ts", "event_type", "event_id"]
 
 
 @dataclass(frozen=True)
 class EventSnapshot:
-    events: pd.DataFrame  # session_id (str), item_id (str), ts (float seconds), event_type (str)
+    events: pd.DataFrame  # session_id, item_id, ts (float seconds), event_type, event_id (or None)
     position: str | None  # last stream id / byte offset read; None = the log was empty
 
     def __len__(self) -> int:
@@ -37,15 +42,10 @@ def _decode(value: bytes) -> str:
     return value.decode()
 
 
-def redis_snapshot(client: redis.Redis, prefix: str, chunk: int = 50_000) -> EventSnapshot:
-    """Entries of ``<prefix>:events`` up to its last id at the time of the call."""
-    key = stream_key(prefix)
-    last = client.xrevrange(key, count=1)
-    if not last:
-        return EventSnapshot(_empty(), None)
-    end = _decode(last[0][0])
+def _read_stream(client: redis.Redis, key: str, after: str | None, end: str, chunk: int):
+    """Stream entries after ``after`` (exclusive; None = from the start) up to ``end``."""
     columns: dict[str, list] = {c: [] for c in COLUMNS}
-    start = "-"
+    start = "-" if after is None else f"({after}"
     while True:
         rows = client.xrange(key, min=start, max=end, count=chunk)
         for _, fields in rows:
@@ -53,10 +53,42 @@ def redis_snapshot(client: redis.Redis, prefix: str, chunk: int = 50_000) -> Eve
             columns["item_id"].append(_decode(fields[b"item"]))
             columns["ts"].append(float(fields[b"ts"]))
             columns["event_type"].append(_decode(fields[b"type"]))
+            eid = fields.get(b"event_id")
+            columns["event_id"].append(None if eid is None else _decode(eid))
         if len(rows) < chunk or _decode(rows[-1][0]) == end:
             break
         start = "(" + _decode(rows[-1][0])
-    return EventSnapshot(pd.DataFrame(columns, columns=COLUMNS), end)
+    return pd.DataFrame(columns, columns=COLUMNS)
+
+
+def _after(entry_id: str) -> str:
+    ms, seq = parse_id(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+def redis_snapshot(
+    client: redis.Redis, prefix: str, archive: EventArchive | None = None, chunk: int = 50_000
+) -> EventSnapshot:
+    """The archive plus the stream up to its last id now; the read entries are archived.
+
+    Without an archive the stream is only read (and never trimmed).
+    """
+    key = stream_key(prefix)
+    with client.lock(f"{prefix}:archive-lock", timeout=3600, blocking_timeout=3600):
+        last = client.xrevrange(key, count=1)
+        archived = archive.read() if archive is not None else None
+        after = archive.last_id() if archive is not None else None
+        if not last or (after is not None and parse_id(_decode(last[0][0])) <= parse_id(after)):
+            events = archived if archived is not None else _empty()
+            return EventSnapshot(events[COLUMNS], after)
+        end = _decode(last[0][0])
+        fresh = _read_stream(client, key, after, end, chunk)
+        if archive is not None:
+            archive.append(fresh, end)  # first the archive, then the trim
+            client.xtrim(key, minid=_after(end))
+    parts = [p for p in (archived, fresh) if p is not None and len(p)]
+    events = pd.concat(parts, ignore_index=True) if parts else _empty()
+    return EventSnapshot(events[COLUMNS], end)
 
 
 def file_snapshot(path: Path) -> EventSnapshot:
@@ -71,6 +103,8 @@ def file_snapshot(path: Path) -> EventSnapshot:
     frame = pd.read_json(
         io.BytesIO(data[:end]),
         lines=True,
-        dtype={"session_id": str, "item_id": str, "ts": float, "event_type": str},
+        dtype={"session_id": str, "item_id": str, "ts": float, "event_type": str, "event_id": str},
     )
+    if "event_id" not in frame:
+        frame["event_id"] = None
     return EventSnapshot(frame[COLUMNS], str(end))

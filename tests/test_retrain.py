@@ -100,12 +100,13 @@ def test_file_snapshot_reads_whole_lines_only(tmp_path: Path) -> None:
         f.write('{"session_id":"s3","item')  # an append in progress
     snap = file_snapshot(path)
     assert snap.position == str(size)
-    assert snap.events.to_dict("list") == {
+    assert snap.events.drop(columns="event_id").to_dict("list") == {
         "session_id": ["s1", "s2"],
         "item_id": ["0042", "7"],  # ids stay text: leading zeros kept
         "ts": [1.5, 2.0],
         "event_type": ["view", "cart"],
     }
+    assert snap.events["event_id"].tolist()[1] == "e"
     assert len(file_snapshot(tmp_path / "none.jsonl")) == 0
 
 
@@ -121,6 +122,37 @@ def test_redis_snapshot_reads_up_to_the_last_id_in_chunks(redis_url: str, redis_
     assert snap.position == ids[-1].decode()
     assert snap.events["item_id"].tolist() == [str(i) for i in range(10)]
     assert snap.events["session_id"].tolist() == [f"s{i % 3}" for i in range(10)]
+
+
+def test_redis_snapshot_archives_what_it_read_and_trims_the_stream(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from app.event_archive import EventArchive
+
+    client = redis.Redis.from_url(redis_url)
+    key = stream_key(redis_prefix)
+    archive = EventArchive(tmp_path / "archive")
+
+    def click(i: int) -> bytes:
+        return client.xadd(key, {"session": "s", "item": str(i), "ts": i, "type": "view"})
+
+    first = [click(i) for i in range(6)]
+    snap = redis_snapshot(client, redis_prefix, archive, chunk=4)
+    assert snap.events["item_id"].tolist() == [str(i) for i in range(6)]
+    assert snap.position == first[-1].decode() == archive.last_id()
+    assert client.xlen(key) == 0  # moved to the archive
+    again = redis_snapshot(client, redis_prefix, archive)
+    assert again.events["item_id"].tolist() == [str(i) for i in range(6)]
+    assert again.position == snap.position and len(archive.files()) == 1
+
+    later = [click(i) for i in range(6, 9)]
+    # a crash after the archive write but before the trim: entries in both places
+    archive.append(redis_snapshot(client, redis_prefix).events, later[-1].decode())
+    assert client.xlen(key) == 3
+    click(9)
+    snap = redis_snapshot(client, redis_prefix, archive)
+    assert snap.events["item_id"].tolist() == [str(i) for i in range(10)]  # each event once
+    assert client.xlen(key) == 0 and len(archive.files()) == 3
 
 
 # ---- hold-out and cleaning --------------------------------------------------------------------

@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import redis
 
+from app.event_archive import EventArchive
 from app.event_log import stream_key
 from app.jobs import settings_env
 from app.settings import Settings
@@ -93,6 +94,7 @@ def test_retrain_over_redis_with_the_worker(tmp_path: Path, redis_url: str, redi
         assert logged > 2000
         assert c.get("/v1/sessions/v5/recommendations").json()["fallback"] == "no_known_items"
 
+        last_id = client.xrevrange(stream_key(redis_prefix), count=1)[0][0].decode()
         r = c.post("/admin/retrain", json=QUICK, headers=AUTH)
         assert r.status_code == 202
         job_id = r.json()["job_id"]
@@ -103,8 +105,10 @@ def test_retrain_over_redis_with_the_worker(tmp_path: Path, redis_url: str, redi
         assert job["state"] == "succeeded", job
         new = job["version"]
         assert job["activated"] and current_version(model_dir) == new
-        last_id = client.xrevrange(stream_key(redis_prefix), count=1)[0][0].decode()
         assert job["consumed_up_to"] == last_id
+        # what the job read moved from Redis's memory to the archive beside the checkpoints
+        assert client.xlen(stream_key(redis_prefix)) == 0
+        assert len(EventArchive(model_dir / "event-archive").read()) == logged
         assert job["metrics"]["active"]["version"] == old
         assert job["metrics"]["candidate"]["recall@20"] > 0.1  # a real model, not noise
 
@@ -118,12 +122,13 @@ def test_retrain_over_redis_with_the_worker(tmp_path: Path, redis_url: str, redi
         assert view["versions"][0]["gate"]["passed"] is True
 
         # more clicks arrive; a retrain whose gate cannot pass leaves the model alone
-        ingest(c, shop_events(100, offset=800))
+        logged2 = ingest(c, shop_events(100, offset=800))
         r = c.post("/admin/retrain", json={**QUICK, "gate_ratio": 100.0}, headers=AUTH)
         assert run_worker(s).returncode == 0
         job2 = finish(c, r.json()["job_id"])
         assert job2["state"] == "rejected" and not job2["activated"]
         assert stream_pos(job2["consumed_up_to"]) > stream_pos(job["consumed_up_to"])  # new clicks
+        assert len(EventArchive(model_dir / "event-archive").read()) == logged + logged2
         assert job2["metrics"]["active"]["version"] == new
         assert current_version(model_dir) == new
         time.sleep(1.0)

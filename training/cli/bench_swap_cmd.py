@@ -78,10 +78,15 @@ def _phase(samples: dict[str, np.ndarray], mask: np.ndarray, seconds: float) -> 
     return out
 
 
-def _logged_event_ids(client: Any, prefix: str) -> set[str]:
+def _logged_event_ids(client: Any, prefix: str, model_dir: Path) -> set[str]:
+    """Event ids of the load's clicks in the log: its archive (what retrains moved) + stream."""
+    from app.event_archive import EventArchive
     from app.event_log import stream_key
 
+    archived = EventArchive(model_dir / "event-archive").read()
     ids: set[str] = set()
+    if archived is not None:
+        ids = {e for e in archived["event_id"].dropna() if e.startswith("lg")}
     start = "-"
     while True:
         rows = client.xrange(stream_key(prefix), min=start, max="+", count=10_000)
@@ -230,7 +235,7 @@ def bench_swap(
         samples = {k: data[k] for k in ("start", "latency", "kind", "status", "version")}
         versions = data["versions"].tolist()
         acked = set(data["acked"].tolist())
-        logged = _logged_event_ids(client, prefix)
+        logged = _logged_event_ids(client, prefix, model_dir)
     finally:
         worker.terminate()
         server.stop()

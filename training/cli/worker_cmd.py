@@ -26,6 +26,7 @@ def run_job(job_id: str) -> str:
     The record moves queued -> running -> succeeded (activated), rejected (the
     quality gate kept the active model) or failed (with the error).
     """
+    from app.event_archive import EventArchive
     from app.event_snapshot import file_snapshot, redis_snapshot
     from app.jobs import job_store, publish_model, sync_client
     from app.settings import Settings
@@ -45,7 +46,8 @@ def run_job(job_id: str) -> str:
 
     try:
         if client is not None:
-            snap = redis_snapshot(client, settings.key_prefix)
+            archive = EventArchive(settings.model_dir / "event-archive")
+            snap = redis_snapshot(client, settings.key_prefix, archive)
         else:
             snap = file_snapshot(settings.resolved_event_log_path)
         store.update(job_id, consumed_up_to=snap.position, stage="snapshot", progress=0.05)
