@@ -11,7 +11,7 @@ import numpy as np
 
 from models.cf.ratings import SECONDS_PER_DAY, Ratings
 from models.cf.recommend import RatingModel
-from training.cf import baseline_fit, factor_fit, knn_fit, rbm_fit
+from training.cf import baseline_fit, blend_fit, factor_fit, knn_fit, rbm_fit
 from training.cf.config import as_dict, config_from
 from training.cf.sgd_kernels import warm_up
 from training.data.sessions import Dataset, Sessions
@@ -75,6 +75,8 @@ FAMILIES: dict[str, Family] = {
     "rbm": Family(rbm_fit.RBMConfig, lambda r, c, s, t: rbm_fit.fit_rbm(r, c, s, test=t)),
     "itemknn": Family(knn_fit.KNNConfig, lambda r, c, s, t: knn_fit.fit_knn(r, c, False)),
     "userknn": Family(knn_fit.KNNConfig, lambda r, c, s, t: knn_fit.fit_knn(r, c, True)),
+    # a linear blend of the others, weights fitted on ratings held out of the fold's base
+    "blend": Family(blend_fit.BlendConfig, blend_fit.fit_blend),
 }
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from models.cf.ratings import Ratings
-from training.cf.folds import FAMILIES, make_config, ratings_of
 from training.data.sessions import Dataset
 from training.evaluation import rating_metrics
 
@@ -53,6 +52,9 @@ def validation_rmse(
     Models that take the *identity* of the pairs to predict (``train+test`` options)
     see the validation pairs in that role, as they would see the test pairs.
     """
+    # imported here: the blend family (in training.cf.folds) splits with ``holdout``
+    from training.cf.folds import FAMILIES, make_config, ratings_of
+
     base, _ = ds.fold(fold)
     fit_part, val = holdout(ratings_of(base, ds.n_items), frac, split_seed)
     config = make_config(name, params)

@@ -1,4 +1,4 @@
-"""``nextitem train svd|svdpp|timesvdpp|rbm|itemknn|userknn|baseline``: classic CF on rating folds.
+"""``nextitem train svd|svdpp|timesvdpp|rbm|itemknn|userknn|baseline|blend``: CF on rating folds.
 
 Every command fits on each requested fold's base part, reports RMSE / MAE on its
 test part (per fold and the mean), can print a top-N list for a user and the
