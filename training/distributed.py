@@ -182,3 +182,21 @@ class StepSync:
             out.append(flat[offset : offset + n].view(len(union), *table.shape[1:]))
             offset += n
         return unions, out
+
+
+def average_gradients(world: World, parameters: list[torch.Tensor]) -> None:
+    """Set each ``.grad`` to its mean over the ranks: one all-reduce of a flat buffer.
+
+    For loops whose parameters all get dense gradients (ComiRec, MIND with Adam),
+    this is what DistributedDataParallel does after ``backward``; those loops
+    score through several methods of the model rather than one ``forward``, which
+    DDP's wrapper needs, so the average is explicit.
+    """
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat.div_(world.size)
+    offset = 0
+    for p in parameters:
+        p.grad = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()

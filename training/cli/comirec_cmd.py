@@ -34,6 +34,7 @@ from training.comirec.evaluate import evaluate_users, holdout_prefixes
 from training.comirec.plots import tradeoff, training_curve
 from training.comirec.train import TrainConfig, log_uniform_probabilities, train, training_loss
 from training.data import load_dataset
+from training.distributed import is_main_process
 from training.params import ParamError, check_known, parse_params
 from training.report import record, write_json
 
@@ -102,6 +103,8 @@ def run_training(
 
     t1 = time.perf_counter()
     result = train(model, data, cfg, on_eval=on_eval)
+    if not is_main_process():
+        return  # torchrun: rank 0 alone evaluates and writes the checkpoint
     t2 = time.perf_counter()
     test = evaluate_users(model, data, data.split.test)[0]
     t3 = time.perf_counter()

@@ -30,7 +30,13 @@ from tqdm import tqdm
 from models.comirec import MultiInterestModel
 from training.comirec.data import TrainingSampler, UserSequences
 from training.comirec.evaluate import evaluate_users
-from training.distributed import default_device
+from training.distributed import (
+    World,
+    average_gradients,
+    broadcast_parameters,
+    default_device,
+    world_from_env,
+)
 
 
 @dataclass(frozen=True)
@@ -119,19 +125,34 @@ def train(
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     device: torch.device | str | None = None,
+    world: World | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on the GPU when there is one (``device`` overrides).
 
     The model is returned to the CPU with the weights of its best validation
-    Recall@50, ready to be written or served.
+    Recall@50, ready to be written or served. Under ``torchrun`` (or with a
+    ``world``) every rank draws its own batches and negatives from its own seed,
+    gradients are averaged over the ranks after each backward pass (so the
+    effective batch is ranks x ``batch_size``), and every rank evaluates the
+    same weights, so all take the same early-stopping decisions.
     """
+    world = world if world is not None else world_from_env()
+    if world is not None:
+        device = world.device
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    sampler = TrainingSampler(data.sequences, data.split.train, model.config.max_len, cfg.seed)
+    rank = 0
+    if world is not None:
+        rank = world.rank
+        broadcast_parameters(model)
+        progress = progress and world.is_main
+    seed = cfg.seed + 1000 * rank
+    generator = torch.Generator().manual_seed(seed)
+    sampler = TrainingSampler(data.sequences, data.split.train, model.config.max_len, seed)
     probs = log_uniform_probabilities(data.n_items)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     best_recall, best_state, best_iter, best_valid = -1.0, None, 0, {}
     curve: list[dict[str, float]] = []
     train_seconds, losses, stale, stopped = 0.0, [], 0, "max_iter"
@@ -145,6 +166,8 @@ def train(
         loss = training_loss(model, inputs, targets, cfg, probs, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world is not None:
+            average_gradients(world, params)
         optimizer.step()
         train_seconds += time.perf_counter() - t0
         losses.append(loss.item())
@@ -156,7 +179,7 @@ def train(
         curve.append(point)
         losses = []
         bar.set_postfix(loss=f"{point['loss']:.3f}", recall50=f"{valid['recall@50']:.4f}")
-        if on_eval:
+        if on_eval and (world is None or world.is_main):
             on_eval(point)
         if valid["recall@50"] > best_recall:
             best_recall, best_iter, best_valid = valid["recall@50"], it, valid
