@@ -317,3 +317,18 @@ def test_training_runs_on_the_chosen_device_and_returns_to_the_cpu(cls, one_torc
     for name in a:
         assert a[name].device.type == "cpu"
         assert torch.equal(a[name], b[name]), name
+
+
+def test_sa_numpy_interests_follow_the_weights_and_match_the_batched_pass() -> None:
+    """The serving fast path of ComiRec-SA reads views of the parameters, never a stale copy."""
+    model = ComiRecSA(MultiInterestConfig(n_items=30, dim=8, n_interests=3, max_len=5)).eval()
+    state = model.init_state()
+    assert torch.equal(model.interests(state), torch.zeros(3, 8))  # no click yet
+    for item in (4, 9, 4, 17, 2, 11):  # more clicks than the window holds
+        state = model.step(state, item)
+    batched = model.encode(torch.tensor([[4, 9, 4, 17, 2, 11]]))[0]
+    torch.testing.assert_close(model.interests(state), batched, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        model.w1.weight.mul_(-2.0)  # an in-place update, as training does
+    batched = model.encode(torch.tensor([[4, 9, 4, 17, 2, 11]]))[0]
+    torch.testing.assert_close(model.interests(state), batched, atol=1e-6, rtol=1e-5)
