@@ -179,6 +179,13 @@ def test_newest_sessions_are_held_out_by_their_last_event() -> None:
     assert newest_sessions(ev, 0.01).sum() == 1  # at least one session
 
 
+def test_sessions_ending_at_the_same_time_are_ordered_by_the_log() -> None:
+    # one batch without timestamps: every click at t = 5; the log order decides
+    ev = _frame([("a", "1", 5), ("b", "1", 5), ("c", "2", 5), ("a", "2", 5), ("d", "3", 5)])
+    held = newest_sessions(ev, 0.5)  # 4 sessions -> 2; last clicks: b 1, c 2, a 3, d 4
+    assert ev.loc[held, "session_id"].tolist() == ["a", "a", "d"]
+
+
 def test_clean_applies_session_length_and_item_support() -> None:
     ev = _frame([("a", "1", 1), ("a", "2", 2), ("b", "1", 3), ("b", "3", 4), ("c", "1", 5)])
     # support: 1 -> 3 (c is a single click, dropped first: 1 -> 2), 2 -> 1, 3 -> 1

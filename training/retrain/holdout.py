@@ -57,12 +57,22 @@ def clean(events: pd.DataFrame, min_item_support: int) -> pd.DataFrame:
 
 
 def newest_sessions(events: pd.DataFrame, fraction: float) -> np.ndarray:
-    """Mask of the events of the newest ``fraction`` of sessions, by their last event's time."""
+    """Mask of the events of the newest ``fraction`` of sessions, by their last event's time.
+
+    Sessions whose last events share a time (a batch posted without timestamps
+    gets one "now") are ordered by where their last event stands in the log, so
+    exactly ``round(fraction x sessions)`` sessions are held out.
+    """
     if events.empty:
         return np.zeros(0, bool)
     codes, _ = pd.factorize(events["session_id"])
-    last = np.full(codes.max() + 1, -np.inf)
+    n = codes.max() + 1
+    last = np.full(n, -np.inf)
     np.maximum.at(last, codes, events["ts"].to_numpy())
-    n_held = max(1, round(len(last) * fraction))
-    cutoff = np.sort(last)[len(last) - n_held]
-    return last[codes] >= cutoff
+    position = np.full(n, -1)
+    np.maximum.at(position, codes, np.arange(len(codes)))
+    n_held = max(1, round(n * fraction))
+    newest = np.lexsort((position, last))[n - n_held :]
+    held = np.zeros(n, bool)
+    held[newest] = True
+    return held[codes]
