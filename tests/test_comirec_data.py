@@ -71,3 +71,16 @@ def test_short_training_beats_popularity(ml1m) -> None:
     pop = np.tile(np.arange(50), (split.targets.n_sessions, 1))  # rows are ranked by count
     popular = topn_metrics(pop, split.targets, None, (50,))
     assert result.best_valid["recall@50"] > popular["recall@50"]
+
+
+def test_a_session_dataset_trains_as_sequences() -> None:
+    """A shop's click log (sessions) feeds the multi-interest models: one sequence per session."""
+    from training.cli.serve_cmd import demo_dataset
+    from training.comirec.data import sequence_part
+
+    ds = demo_dataset()
+    assert sequence_part(ds) == "train"
+    data = prepare(ds, seed=0, min_count=5)
+    train_part = ds.parts["train"]
+    assert data.sequences.n_sessions == int((train_part.lengths >= 5).sum())
+    assert set(data.item_ids.tolist()) <= set(ds.items.ids.tolist())

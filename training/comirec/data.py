@@ -36,10 +36,16 @@ class UserSequences:
 
 
 def sequence_part(ds: Dataset) -> str:
-    """The part holding time-ordered user sequences: ml-1m's ``timestamped``, else ``all``."""
+    """The part holding time-ordered user sequences: ml-1m's ``timestamped``, else ``all``.
+
+    A session dataset's ``train`` part serves too, each session read as one
+    sequence (how a shop's click log trains the multi-interest models).
+    """
     for name in ("timestamped", "all"):
         if name in ds.parts and ds.kind in ("rating", "sequence"):
             return name
+    if ds.kind == "session" and "train" in ds.parts:
+        return "train"
     raise DataError(f"{ds.name} has no user sequences (kind {ds.kind}, parts {list(ds.parts)})")
 
 
