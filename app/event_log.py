@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 
 @dataclass(frozen=True)
 class LoggedEvent:
@@ -62,28 +60,12 @@ class FileEventLog:
             self._file.close()
 
 
-class RedisEventLog:
-    """Reader of the event stream (the writer is the session store's ingest script)."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.client = client
-        self.key = stream_key(prefix)
-
-    async def length(self) -> int:
-        return int(await self.client.xlen(self.key))
-
-    async def read(self, after: str = "-", count: int = 10_000) -> list[tuple[str, LoggedEvent]]:
-        """Entries after stream id ``after`` (exclusive; ``-`` = from the start)."""
-        start = "-" if after == "-" else f"({after}"
-        rows = await self.client.xrange(self.key, min=start, max="+", count=count)
-        return [(_text(entry_id), _event(fields)) for entry_id, fields in rows]
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _event(fields: dict[Any, Any]) -> LoggedEvent:
+def decode_entry(fields: dict[Any, Any]) -> LoggedEvent:
+    """A stream entry's fields (as the ingest script writes them) as an event."""
     f = {_text(k): _text(v) for k, v in fields.items()}
     return LoggedEvent(
         session_id=f["session"],

@@ -13,14 +13,14 @@ workers never archive the same entries.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 import redis
 
 from app.event_archive import EventArchive, parse_id
-from app.event_log import stream_key
+from app.event_log import LoggedEvent, decode_entry, stream_key
 
 COLUMNS = ["session_id", "item_id", "ts", "event_type", "event_id"]
 
@@ -42,23 +42,19 @@ def _decode(value: bytes) -> str:
     return value.decode()
 
 
-def _read_stream(client: redis.Redis, key: str, after: str | None, end: str, chunk: int):
+def read_stream(
+    client: redis.Redis, key: str, after: str | None = None, end: str = "+", chunk: int = 50_000
+) -> pd.DataFrame:
     """Stream entries after ``after`` (exclusive; None = from the start) up to ``end``."""
-    columns: dict[str, list] = {c: [] for c in COLUMNS}
+    events: list[LoggedEvent] = []
     start = "-" if after is None else f"({after}"
     while True:
         rows = client.xrange(key, min=start, max=end, count=chunk)
-        for _, fields in rows:
-            columns["session_id"].append(_decode(fields[b"session"]))
-            columns["item_id"].append(_decode(fields[b"item"]))
-            columns["ts"].append(float(fields[b"ts"]))
-            columns["event_type"].append(_decode(fields[b"type"]))
-            eid = fields.get(b"event_id")
-            columns["event_id"].append(None if eid is None else _decode(eid))
+        events += [decode_entry(fields) for _, fields in rows]
         if len(rows) < chunk or _decode(rows[-1][0]) == end:
             break
         start = "(" + _decode(rows[-1][0])
-    return pd.DataFrame(columns, columns=COLUMNS)
+    return pd.DataFrame([asdict(e) for e in events], columns=COLUMNS)
 
 
 def _after(entry_id: str) -> str:
@@ -82,7 +78,7 @@ def redis_snapshot(
             events = archived if archived is not None else _empty()
             return EventSnapshot(events[COLUMNS], after)
         end = _decode(last[0][0])
-        fresh = _read_stream(client, key, after, end, chunk)
+        fresh = read_stream(client, key, after, end, chunk)
         if archive is not None:
             archive.append(fresh, end)  # first the archive, then the trim
             client.xtrim(key, minid=_after(end))

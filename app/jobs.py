@@ -16,7 +16,6 @@ free of training code.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -348,7 +347,3 @@ def reconcile(record: JobRecord, queue: JobQueue) -> JobRecord:
     if reason is None:
         return record
     return record.model_copy(update={"state": "failed", "error": reason})
-
-
-def job_json(record: JobRecord) -> dict[str, Any]:
-    return json.loads(record.model_dump_json())

@@ -80,23 +80,18 @@ def _phase(samples: dict[str, np.ndarray], mask: np.ndarray, seconds: float) -> 
 
 def _logged_event_ids(client: Any, prefix: str, model_dir: Path) -> set[str]:
     """Event ids of the load's clicks in the log: its archive (what retrains moved) + stream."""
+    import pandas as pd
+
     from app.event_archive import EventArchive
     from app.event_log import stream_key
+    from app.event_snapshot import read_stream
 
-    archived = EventArchive(model_dir / "event-archive").read()
-    ids: set[str] = set()
-    if archived is not None:
-        ids = {e for e in archived["event_id"].dropna() if e.startswith("lg")}
-    start = "-"
-    while True:
-        rows = client.xrange(stream_key(prefix), min=start, max="+", count=10_000)
-        for _, fields in rows:
-            eid = fields.get(b"event_id")
-            if eid is not None and eid.startswith(b"lg"):
-                ids.add(eid.decode())
-        if len(rows) < 10_000:
-            return ids
-        start = "(" + rows[-1][0].decode()
+    parts = [
+        EventArchive(model_dir / "event-archive").read(),
+        read_stream(client, stream_key(prefix)),
+    ]
+    ids = pd.concat([p["event_id"] for p in parts if p is not None]).dropna()
+    return {e for e in ids if e.startswith("lg")}
 
 
 def _plot(samples: dict[str, np.ndarray], marks: dict[str, float], t0: float, path: Path) -> None:
