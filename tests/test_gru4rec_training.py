@@ -247,8 +247,9 @@ def test_train_step_equals_the_textbook_step() -> None:
     for x, y in batches:
         _, hidden = step(x, y, hidden)
     _reference_steps(slow, p, batches)
+    # float32 sums in another order: Adagrad's 1/sqrt(acc) magnifies them on rarely touched rows
     for k, v in slow.state_dict().items():
-        torch.testing.assert_close(fast.state_dict()[k], v, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(fast.state_dict()[k], v, atol=1e-5, rtol=1e-4)
 
 
 def test_search_spaces_are_the_official_ones() -> None:
@@ -324,3 +325,67 @@ def test_service_bootstrap_function_returns_an_active_checkpoint(tmp_path) -> No
     assert path.parent == tmp_path and current_version(tmp_path) == path.name
     ckpt = load_checkpoint(path)
     assert ckpt.hyperparameters["n_sample"] == 4 and "recall@20" in ckpt.manifest["metrics"]
+
+
+@pytest.mark.parametrize(
+    "loss, extra",
+    [("bpr-max", dict(final_act="elu-1", bpreg=0.9)), ("cross-entropy", dict(smoothing=0.1))],
+)
+def test_compiled_loss_equals_the_eager_loss(loss: str, extra: dict) -> None:
+    from training.gru4rec.compiled_loss import CompiledLoss
+
+    with_log_q = loss == "cross-entropy"
+
+    def eager(scores: torch.Tensor, log_q: torch.Tensor | None) -> torch.Tensor:
+        return sampled_loss(loss, scores, log_q=log_q, **extra)
+
+    compiled = CompiledLoss(eager, (6, 14), torch.device("cpu"), with_log_q)
+    graph = compiled.compiled
+    assert graph is not None
+    calls: list[tuple[int, ...]] = []
+
+    def counted(scores: torch.Tensor, log_q: torch.Tensor | None) -> torch.Tensor:
+        calls.append(tuple(scores.shape))
+        return graph(scores, log_q)
+
+    compiled.compiled = counted
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(6, 14), (4, 12)]:  # the full shape is compiled, a tail batch is eager
+        scores = torch.randn(shape, generator=gen, requires_grad=True)
+        log_q = torch.randn(shape[1], generator=gen) if with_log_q else None
+        calls.clear()
+        got = compiled(scores, log_q)
+        (g_got,) = torch.autograd.grad(got, scores)
+        assert calls == ([shape] if shape == (6, 14) else [])
+        want = sampled_loss(loss, scores, log_q=log_q, **extra)
+        (g_want,) = torch.autograd.grad(want, scores)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_loss_falls_back_to_eager_when_compiling_fails(monkeypatch) -> None:
+    from training.gru4rec import compiled_loss
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(compiled_loss.torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        loss = compiled_loss.CompiledLoss(
+            lambda s, q: sampled_loss("bpr", s), (4, 9), torch.device("cpu"), False
+        )
+    scores = torch.randn(4, 9)
+    assert loss.compiled is None
+    assert float(loss(scores, None)) == float(sampled_loss("bpr", scores))
+
+
+def test_training_with_the_compiled_loss_follows_the_eager_run() -> None:
+    data = _cyclic_data()
+    params = GRU4RecParams(
+        **{**TINY, "n_epochs": 1}, loss="bpr-max", elu_param=1.0, bpreg=0.5, momentum=0.2
+    )
+    eager = train(data, 12, params, progress=False)
+    fast = train(data, 12, params, progress=False, compile_loss=True)
+    np.testing.assert_allclose(fast.step_losses, eager.step_losses, rtol=1e-4, atol=1e-6)
+    for k, v in eager.model.state_dict().items():
+        torch.testing.assert_close(fast.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)

@@ -90,6 +90,9 @@ def train_gru4rec(
     ties: str = typer.Option("standard", help=f"tie handling: {', '.join(TIE_MODES)}"),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)"),
     progress: bool = typer.Option(True, help="progress bars"),
+    compile_loss: bool = typer.Option(
+        True, "--compile/--no-compile", help="compile the loss (about 20 s once; a faster step)"
+    ),
 ) -> None:
     """Train GRU4Rec, evaluate it (next-item, all items) and write a servable checkpoint."""
     from training.distributed import world_from_env
@@ -107,7 +110,14 @@ def train_gru4rec(
     world = world_from_env()
     if world is not None and not world.is_main:
         # torchrun rank > 0: train its shard beside rank 0, which evaluates and writes
-        train(ds.part(train_part), ds.n_items, p, progress=False, world=world)
+        train(
+            ds.part(train_part),
+            ds.n_items,
+            p,
+            progress=False,
+            world=world,
+            compile_loss=compile_loss,
+        )
         return
     console.print(_setup_table("train gru4rec", ds.name, ds.n_items, p))
     exported = export_model(
@@ -121,6 +131,7 @@ def train_gru4rec(
         ties=ties,  # type: ignore[arg-type]
         progress=progress,
         on_epoch=_epoch_line,
+        compile_loss=compile_loss,
     )
     result = exported.result
     events = sum(e.events for e in result.epochs)
@@ -162,6 +173,9 @@ def bench_gru4rec(
     sessions: int = typer.Option(0, min=0, help="train on the first N sessions only (0: all)"),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
+    compile_loss: bool = typer.Option(
+        True, "--compile/--no-compile", help="compile the loss (about 20 s once; a faster step)"
+    ),
 ) -> None:
     """Training events/s of GRU4Rec (no evaluation, no checkpoint), with its setup."""
     from training.gru4rec.train import train
@@ -175,7 +189,9 @@ def bench_gru4rec(
     console.print(_setup_table("bench gru4rec", ds.name, ds.n_items, p))
     console.print(f"{train_part.n_sessions:,} sessions, {train_part.n_events:,} events")
     t0 = time.perf_counter()
-    result = train(train_part, ds.n_items, p, progress=False, on_epoch=_epoch_line)
+    result = train(
+        train_part, ds.n_items, p, progress=False, on_epoch=_epoch_line, compile_loss=compile_loss
+    )
     total = time.perf_counter() - t0
     rates = [e.events_per_second for e in result.epochs]
     cpu_rates = [e.events_per_cpu_second for e in result.epochs]
@@ -210,6 +226,9 @@ def tune_gru4rec(
     valid_fraction: float = typer.Option(0.1, help="tail of train held out when no valid part"),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)"),
     json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
+    compile_loss: bool = typer.Option(
+        True, "--compile/--no-compile", help="compile the loss (about 20 s once; a faster step)"
+    ),
 ) -> None:
     """Optuna search on a validation split carved from the training data (never the test set)."""
     import optuna
@@ -237,7 +256,9 @@ def tune_gru4rec(
         )
 
     t0 = time.perf_counter()
-    study, how = tune(ds, dims, fixed_params, trials, metric, seed, valid_fraction, show)
+    study, how = tune(
+        ds, dims, fixed_params, trials, metric, seed, valid_fraction, show, compile_loss
+    )
     best = {**fixed_params, **study.best_params}
     console.print(f"validation: {how}")
     console.print(f"best {metric} {study.best_value:.4f}: {json.dumps(study.best_params)}")

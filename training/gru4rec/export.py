@@ -72,6 +72,7 @@ def export_model(
     ties: TieMode = "standard",
     progress: bool = True,
     on_epoch: Any = None,
+    compile_loss: bool = False,
 ) -> ExportResult:
     """Train on ``train_part``, evaluate on ``test_part`` (None: skip), write a checkpoint.
 
@@ -88,7 +89,14 @@ def export_model(
         params = params.replace(seed=seed)
     sessions = ds.part(train_part)
     t1 = time.perf_counter()
-    result = train(sessions, ds.n_items, params, progress=progress, on_epoch=on_epoch)
+    result = train(
+        sessions,
+        ds.n_items,
+        params,
+        progress=progress,
+        on_epoch=on_epoch,
+        compile_loss=compile_loss,
+    )
     t2 = time.perf_counter()
     metrics: dict[str, float] = {}
     seconds = {"load": t1 - t0, "train": t2 - t1}

@@ -94,6 +94,7 @@ def tune(
     seed: int = 42,
     valid_fraction: float = 0.1,
     on_trial: Callable[[int, dict[str, Any], dict[str, float]], None] | None = None,
+    compile_loss: bool = False,
 ) -> tuple[optuna.Study, str]:
     """Maximise ``metric`` on the validation split; returns the study and the split description."""
     train_part, valid, how = validation_split(ds, valid_fraction)
@@ -102,7 +103,7 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         values = {d.name: d.suggest(trial) for d in space}
         params: GRU4RecParams = from_dict({**fixed, **values})
-        result = train(train_part, ds.n_items, params, progress=False)
+        result = train(train_part, ds.n_items, params, progress=False, compile_loss=compile_loss)
         metrics, _ = evaluate_sessions(result.model, task, ks=(20,), progress=False)
         trial.set_user_attr("metrics", metrics)
         if on_trial:
