@@ -47,7 +47,9 @@ class CompiledLoss:
         """Compile now (forward and backward), so the time lands in set-up, not in epoch 1."""
         scores = torch.randn(self.shape, device=device, requires_grad=True)
         log_q = torch.zeros(self.shape[1], device=device) if self.with_log_q else None
-        compiled(scores, log_q).backward()
+        with warnings.catch_warnings():  # the compiler's own deprecation notices, not ours
+            warnings.simplefilter("ignore", FutureWarning)
+            compiled(scores, log_q).backward()
 
     def __call__(self, scores: torch.Tensor, log_q: torch.Tensor | None) -> torch.Tensor:
         if self.compiled is not None and tuple(scores.shape) == self.shape:
