@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -67,6 +66,17 @@ class OneHotGRUCell(nn.Module):
         n = torch.tanh((r * h) @ self.Wh0 + vx_n)
         return torch.lerp(h, n, z)  # (1 - z) h + z n
 
+
+
+def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout (as ``F.dropout`` in training mode), with the mask from ``rand``.
+
+    ``F.dropout`` draws its mask with ``bernoulli_``, which on the CPU costs about
+    three times a uniform draw and a comparison: two dropouts were a tenth of a
+    training step.
+    """
+    keep = torch.rand_like(x) >= p
+    return x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
 
 class GRU4Rec(nn.Module):
     """The GRU4Rec network and the sequence-model contract (``models.contract``)."""
@@ -145,16 +155,16 @@ class GRU4Rec(nn.Module):
         """
         new: list[torch.Tensor] = []
         if self.constrained_embedding or self.embedding:
-            x = F.dropout(x_rows, p_embed) if p_embed else x_rows
+            x = dropout(x_rows, p_embed) if p_embed else x_rows
         else:
             x = self.onehot(x_rows, hidden[0])
-            x = F.dropout(x, p_embed) if p_embed else x
+            x = dropout(x, p_embed) if p_embed else x
             new.append(x)
         offset = len(new)
         for i, cell in enumerate(self.cells):
             x = cell(x, hidden[offset + i])
             if p_hidden:
-                x = F.dropout(x, p_hidden)
+                x = dropout(x, p_hidden)
             new.append(x)
         return x, new
 
