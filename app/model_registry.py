@@ -69,8 +69,8 @@ class ServingModel:
         return torch.from_numpy(np.frombuffer(data, np.float32).copy())
 
     def queries(self, state: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model.interests(state).detach().float().numpy()
+        """The interest vectors as float32 numpy (the models run ``interests`` without grad)."""
+        return self.model.interests(state).detach().float().numpy()
 
 
 def load_serving_model(model_dir: Path, version: str, settings: Settings) -> ServingModel:

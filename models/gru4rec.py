@@ -226,10 +226,20 @@ class GRU4Rec(nn.Module):
             self.__dict__["_views"] = cached
         return cached[1], cached[2]
 
-    @torch.no_grad()
     def interests(self, state: torch.Tensor) -> torch.Tensor:
-        top = state.view(-1)[-self.layers[-1] :]
-        return torch.cat([top, top.new_ones(1)]).view(1, -1)
+        """[top layer's state, 1]: the query scoring against ``item_vectors`` (bias last).
+
+        On the CPU in numpy: for 101 numbers torch's dispatch (and the grad-mode
+        context) took longer than the service's index search.
+        """
+        h = self.layers[-1]
+        if state.device.type != "cpu" or state.requires_grad:
+            with torch.no_grad():
+                top = state.view(-1)[-h:]
+                return torch.cat([top, top.new_ones(1)]).view(1, -1)
+        out = np.ones((1, h + 1), np.float32)
+        out[0, :h] = state.numpy().reshape(-1)[-h:]
+        return torch.from_numpy(out)
 
     @torch.no_grad()
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
