@@ -9,7 +9,7 @@ import pytest
 
 from models.comirec import ComiRecSA, MultiInterestConfig
 from tests.conftest import needs_shared_data, run_cli
-from training.comirec.data import prepare
+from training.comirec.data import prepare, sequence_part
 from training.comirec.evaluate import holdout_prefixes
 from training.comirec.train import TrainConfig, train
 from training.data import load_dataset
@@ -54,6 +54,26 @@ def test_unknown_parameter_is_one_line_error(
     args = ["train", "comirec-sa", "--dataset", "ml-100k", "--params", "heads=2"]
     assert run_cli([*args, "--out", str(tmp_path)], monkeypatch) == 2
     assert "unknown comirec-sa parameter" in capsys.readouterr().err
+
+
+@needs_shared_data
+def test_train_command_min_count_sets_the_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.checkpoint import current_version, load_checkpoint
+
+    ds = load_dataset("ml-100k")
+    raw = ds.part(sequence_part(ds))
+    counts = np.bincount(raw.items, minlength=ds.n_items)
+    base = ["train", "comirec-sa", "--dataset", "ml-100k", "--seed", "1", "--activate"]
+    base += ["--params", "max_iter=2,eval_every=2,dim=8,max_len=10,batch_size=8"]
+    sizes = {}
+    for min_count in (1, 5):
+        out = tmp_path / str(min_count)
+        assert run_cli([*base, "--min-count", str(min_count), "--out", str(out)], monkeypatch) == 0
+        sizes[min_count] = len(load_checkpoint(out / current_version(out)).items)
+    assert sizes[1] == int((counts >= 1).sum())  # every rated movie stays servable
+    assert sizes[5] < sizes[1]
 
 
 @pytest.mark.slow

@@ -81,6 +81,7 @@ def run_training(
     activate: bool,
     json_out: Path | None,
     threads: int,
+    min_count: int = 5,
 ) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -91,7 +92,7 @@ def run_training(
         raise ParamError(f"{kind}: {exc}") from None
     t0 = time.perf_counter()
     ds = load_dataset(dataset)
-    data = prepare(ds, split_file, seed)
+    data = prepare(ds, split_file, seed, min_count=min_count)
     model = build(kind, data.n_items, model_params, seed)
     console.print(f"{kind} on {ds.name}: {data.summary}")
 
@@ -166,8 +167,16 @@ def _register_train(kind: str) -> None:
         activate: bool = typer.Option(False, help="make the new checkpoint CURRENT"),
         json_out: Path | None = typer.Option(None, "--json", help="write the result record"),
         threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
+        min_count: int = typer.Option(
+            5,
+            min=1,
+            help="keep items with this many events and sequences this long (the paper: 5; "
+            "1 keeps a shop's whole catalog servable)",
+        ),
     ) -> None:
-        run_training(kind, dataset, split_file, seed, params, out, activate, json_out, threads)
+        run_training(
+            kind, dataset, split_file, seed, params, out, activate, json_out, threads, min_count
+        )
 
     command.__doc__ = f"Train {kind} with the ComiRec protocol and write a checkpoint."
     train_app.command(kind)(command)
