@@ -105,7 +105,26 @@ def new_job(request: RetrainRequest) -> JobRecord:
     return JobRecord(job_id=uuid.uuid4().hex, state="queued", request=request, created=time.time())
 
 
-class RedisJobStore:
+class _RewriteOnUpdate:
+    """``update`` as read, change, write the whole record: one writer at a time (the API
+    creates a record, then only the job's worker changes it), so no lock is needed."""
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raise NotImplementedError
+
+    def _write(self, record: JobRecord) -> None:
+        raise NotImplementedError
+
+    def update(self, job_id: str, **changes: Any) -> JobRecord:
+        record = self.get(job_id)
+        if record is None:
+            raise KeyError(f"no job {job_id}")
+        record = record.model_copy(update=changes)
+        self._write(record)
+        return record
+
+
+class RedisJobStore(_RewriteOnUpdate):
     """Records as JSON strings under ``<prefix>:job:<id>``, kept for ``keep_seconds``."""
 
     def __init__(self, client: redis.Redis, prefix: str, keep_seconds: int = 30 * 86_400) -> None:
@@ -127,14 +146,8 @@ class RedisJobStore:
         raw = self.client.get(self._key(job_id))
         return None if raw is None else JobRecord.model_validate_json(raw)
 
-    def update(self, job_id: str, **changes: Any) -> JobRecord:
-        # One writer at a time (the API creates, then only the job's worker writes).
-        record = self.get(job_id)
-        if record is None:
-            raise KeyError(f"no job {job_id}")
-        record = record.model_copy(update=changes)
-        self.client.set(self._key(job_id), record.model_dump_json(), ex=self.keep)
-        return record
+    def _write(self, record: JobRecord) -> None:
+        self.client.set(self._key(record.job_id), record.model_dump_json(), ex=self.keep)
 
     def recent(self, n: int = 20) -> list[JobRecord]:
         ids = self.client.zrevrange(self.index, 0, n - 1)
@@ -142,7 +155,7 @@ class RedisJobStore:
         return [r for r in records if r is not None]
 
 
-class FileJobStore:
+class FileJobStore(_RewriteOnUpdate):
     """Records as ``<directory>/<id>.json``, each replaced atomically."""
 
     def __init__(self, directory: Path) -> None:
@@ -168,14 +181,6 @@ class FileJobStore:
             return JobRecord.model_validate_json(self._path(job_id).read_text())
         except (KeyError, FileNotFoundError):
             return None
-
-    def update(self, job_id: str, **changes: Any) -> JobRecord:
-        record = self.get(job_id)
-        if record is None:
-            raise KeyError(f"no job {job_id}")
-        record = record.model_copy(update=changes)
-        self._write(record)
-        return record
 
     def recent(self, n: int = 20) -> list[JobRecord]:
         records = [
