@@ -104,3 +104,31 @@ def test_a_session_dataset_trains_as_sequences() -> None:
     train_part = ds.parts["train"]
     assert data.sequences.n_sessions == int((train_part.lengths >= 5).sum())
     assert set(data.item_ids.tolist()) <= set(ds.items.ids.tolist())
+
+
+@needs_shared_data
+def test_evaluate_greedy_sweep_writes_record_and_plot_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    out = tmp_path / "models"
+    train = ["train", "comirec-sa", "--dataset", "ml-100k", "--seed", "1", "--activate"]
+    train += ["--params", "max_iter=20,eval_every=20,dim=8,max_len=10,batch_size=16"]
+    assert run_cli([*train, "--out", str(out)], monkeypatch) == 0
+    record = tmp_path / "sweep" / "valid.json"
+    evaluate = ["evaluate", "--model", "comirec-sa", "--dataset", "ml-100k", "--seed", "1"]
+    evaluate += ["--checkpoint", str(out), "--aggregator", "greedy", "--lambda", "0,0.5"]
+    args = [*evaluate, "--params", "users=valid", "--json", str(record)]
+    assert run_cli(args, monkeypatch) == 0
+    rec = json.loads(record.read_text())
+    assert rec["users"] == "valid" and [s["lambda"] for s in rec["sweep"]] == [0.0, 0.5]
+    assert Path(rec["plot"]) == record.with_suffix(".png") and record.with_suffix(".png").is_file()
+    # greedy at lambda = 0 is the max-score aggregator; a positive lambda diversifies
+    plain = tmp_path / "max.json"
+    max_args = [*evaluate[:-4], "--aggregator", "max", "--params", "users=valid"]
+    assert run_cli([*max_args, "--json", str(plain)], monkeypatch) == 0
+    at_zero = {k: v for k, v in rec["sweep"][0].items() if k != "lambda"}
+    assert at_zero == json.loads(plain.read_text())["metrics"]
+    assert rec["sweep"][1]["diversity@50"] > rec["sweep"][0]["diversity@50"]
+    assert run_cli([*evaluate, "--params", "users=train"], monkeypatch) == 2

@@ -215,7 +215,10 @@ def same_items(data: UserSequences, ck: Any) -> None:
 
 
 def run_evaluation(args: EvaluateArgs) -> dict[str, Any]:
-    check_known(args.params, {"plot", "per_interest"}, args.model)
+    check_known(args.params, {"plot", "per_interest", "users"}, args.model)
+    users_part = str(args.params.get("users", "test"))
+    if users_part not in ("test", "valid"):
+        raise ParamError("users must be test or valid (pick lambda on valid, report test)")
     t0 = time.perf_counter()
     model, ck = load_model(args)
     ds = load_dataset(args.dataset)
@@ -226,14 +229,22 @@ def run_evaluation(args: EvaluateArgs) -> dict[str, Any]:
         raise ParamError(f"{ds.name} has no item categories: diversity-greedy needs them")
     t1 = time.perf_counter()
     per_interest = int(args.params.get("per_interest", 50))
-    results = evaluate_users(model, data, data.split.test, lambdas, per_interest=per_interest)
+    users = data.split.test if users_part == "test" else data.split.valid
+    results = evaluate_users(model, data, users, lambdas, per_interest=per_interest)
     t2 = time.perf_counter()
-    title = f"{args.model} on {ds.name} ({data.summary['split']}), test users"
+    title = f"{args.model} on {ds.name} ({data.summary['split']}), {users_part} users"
     metrics_table(title, [(f"λ={lam:g}", m) for lam, m in zip(lambdas, results, strict=True)])
     sweep = [{"lambda": lam, **m} for lam, m in zip(lambdas, results, strict=True)]
-    extra: dict[str, Any] = {"checkpoint": str(ck.path), "aggregator": args.aggregator}
+    extra: dict[str, Any] = {
+        "checkpoint": str(ck.path),
+        "aggregator": args.aggregator,
+        "users": users_part,
+    }
     if len(sweep) > 1:
-        plot = Path(args.params.get("plot", f"{args.model}-{ds.name}-lambda-tradeoff.png"))
+        default = f"{args.model}-{ds.name}-lambda-tradeoff.png"
+        if args.json_out is not None:  # beside the record, not wherever the command ran
+            default = str(args.json_out.with_suffix(".png"))
+        plot = Path(args.params.get("plot", default))
         plot.parent.mkdir(parents=True, exist_ok=True)
         tradeoff(sweep, f"{args.model} on {ds.name}: diversity-greedy", plot)
         console.print(f"wrote {plot}")

@@ -43,6 +43,7 @@ class EvaluateArgs:
     lambdas: tuple[float, ...] = (0.0,)
     split_file: Path | None = None
     seed: int = 0
+    json_out: Path | None = None  # where the record goes; runners put their plots beside it
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,6 +165,7 @@ def evaluate(
         lambdas=parse_numbers(lam, float, "--lambda"),
         split_file=split_file,
         seed=seed,
+        json_out=json_out,
     )
     rec = RUNNERS[model](args)
     if json_out:
