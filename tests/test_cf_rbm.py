@@ -12,6 +12,7 @@ import torch
 from models.cf.rbm import RBM
 from tests.test_cf_factor import random_ratings
 from training.cf.rbm_fit import RBMConfig, fit_rbm
+from training.params import ParamError
 
 
 def tiny_rbm(exact: bool) -> RBM:
@@ -74,3 +75,24 @@ def test_fit_is_repeatable_and_learns():
     assert torch.equal(a.W, b.W)
     assert not torch.equal(a.W, fit_rbm(r, config, seed=2).W)
     assert RBMConfig().steps_at(0) == 1 and RBMConfig().steps_at(50) == 9
+
+
+def test_item_based_rbm_is_the_user_rbm_of_the_transposed_ratings():
+    from training.cf.export import session_model
+    from training.cf.rbm_fit import transposed
+
+    r = random_ratings(3, n_users=30, n_items=20, n=400)
+    test = random_ratings(4, n_users=30, n_items=20, n=50)
+    config = RBMConfig(n_hidden=6, n_epochs=3, batch_size=8, lr=0.1, cd_epochs=(0, 1, 2, 2))
+    item = fit_rbm(r, RBMConfig(**{**vars(config), "orientation": "item"}), seed=1, test=test)
+    user_of_t = fit_rbm(transposed(r), config, seed=1, test=transposed(test))
+    assert torch.equal(item.W, user_of_t.W) and item.W.shape[0] == 30  # one row per user
+    assert (item.n_users, item.n_items) == (30, 20)
+    np.testing.assert_array_equal(
+        item.predict(test.users, test.items), user_of_t.predict(test.items, test.users)
+    )
+    assert item.item_vectors().shape == (20, 6) and len(item.user_scores(0)) == 20
+    kind, served = session_model(item)
+    assert kind == "cf-knn" and tuple(served.similarity.shape) == (20, 20)
+    with pytest.raises(ParamError):
+        RBMConfig(orientation="diagonal")

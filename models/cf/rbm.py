@@ -10,6 +10,12 @@ shifts the hidden units (the paper's eq. 8):
     p(h_j = 1 | V, r) = sigma(c_j + sum_{i,k} v_i^k W_ikj + sum_i r_i D_ij)
     p(v_i^k = 1 | h)  = softmax_k(b_ik + sum_j h_j W_ikj)
 
+With ``item_based`` the roles swap (the I-RBM that Sedhain et al., WWW 2015,
+compare AutoRec with): each *item* is one RBM whose visible units are the users
+who rated it, and W, b, D are indexed by user. On MovieLens the item-based form
+is the more accurate one: an item has many more ratings to fit its case than a
+user of ml-100k has.
+
 A rating is predicted as the expected value sum_k k p(v_q^k = 1 | V, r), with the
 exact marginal of the paper's eq. 9 (the hidden units summed out in closed form,
 p ~ exp(b_qk) prod_j (1 + exp(x_j + W_qkj))) or its one-pass mean-field
@@ -55,23 +61,37 @@ class RBM:
     cond_indptr: np.ndarray
     cond_items: np.ndarray
     exact: bool = True  # predict with the exact marginal, not the one-pass mean field
+    item_based: bool = False  # cases are items and visible units users (I-RBM)
     scale: tuple[float, float] = RATING_SCALE
     batch_size: int = 256
 
     @property
-    def n_items(self) -> int:
+    def n_cases(self) -> int:
+        """Users (or items, ``item_based``): one RBM each, sharing the weights."""
+        return len(self.indptr) - 1
+
+    @property
+    def n_units(self) -> int:
+        """Visible units: items (or users, ``item_based``)."""
         return self.W.shape[0]
 
     @property
+    def n_items(self) -> int:
+        return self.n_cases if self.item_based else self.n_units
+
+    @property
     def n_users(self) -> int:
-        return len(self.indptr) - 1
+        return self.n_units if self.item_based else self.n_cases
 
     @property
     def K(self) -> int:
         return self.W.shape[1]
 
     def evidence(self, users: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """A batch of users as events: (row, item, rating 1..K) rated and (row, item) of r."""
+        """A batch of cases as events: (row, unit, rating 1..K) rated and (row, unit) of r.
+
+        A case is a user and a unit an item (swapped when ``item_based``).
+        """
         rows, ev = user_batch(self.indptr, self.items, users)
         c_rows, c_ev = user_batch(self.cond_indptr, self.cond_items, users)
         return (
@@ -114,6 +134,8 @@ class RBM:
     ) -> np.ndarray:
         users = np.asarray(users, np.int64)
         items = np.asarray(items, np.int64)
+        if self.item_based:  # the case is the item, the visible unit the user
+            users, items = items, users
         out = np.empty(len(users))
         uniq, inverse = np.unique(users, return_inverse=True)
         k_values = torch.arange(1, self.K + 1, dtype=torch.float32)
@@ -138,9 +160,21 @@ class RBM:
     def user_scores(self, user: int) -> np.ndarray:
         return self.predict(np.full(self.n_items, user), np.arange(self.n_items))
 
+    def item_vectors(self) -> np.ndarray:
+        """One vector per item for item-item similarity: its weights (all K rating values,
+        all hidden units), or, item-based, its case's hidden input c + V.W + r.D."""
+        if not self.item_based:
+            return self.W.reshape(self.n_items, -1).double().numpy()
+        cases = np.arange(self.n_cases)
+        with torch.no_grad():
+            out = [
+                self.hidden_inputs(len(batch), *self.evidence(batch))
+                for batch in np.array_split(cases, max(1, len(cases) // self.batch_size))
+            ]
+        return torch.cat(out).double().numpy()
+
     def item_similarity(self, item: int) -> np.ndarray:
-        """Cosine of the items' weight vectors (all K rating values, all hidden units)."""
-        return cosine_row(self.W.reshape(self.n_items, -1).double().numpy(), item)
+        return cosine_row(self.item_vectors(), item)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).numpy() for name in ("W", "b", "c", "D")}

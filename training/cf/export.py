@@ -40,8 +40,8 @@ def session_model(model: RatingModel) -> tuple[str, Any]:
         sim = item_item_cosine(model) if model.user_based else model.sim
         return "cf-knn", KnnSessionModel(_t(sim))
     if isinstance(model, RBM):
-        # The RBM has no inner-product form: serve the item-item cosine of its weights.
-        w = model.W.reshape(model.n_items, -1).double().numpy()
+        # The RBM has no inner-product form: serve the item-item cosine of its item vectors.
+        w = model.item_vectors()
         norms = np.maximum(np.linalg.norm(w, axis=1), 1e-12)
         return "cf-knn", KnnSessionModel(_t((w @ w.T) / np.outer(norms, norms)))
     if isinstance(model, TimeSVDpp):

@@ -38,8 +38,11 @@ class RBMConfig:
     cd_epochs: tuple[int, ...] = (0, 20, 35, 50)  # epoch at which each T starts
     init_std: float = 0.01
     conditional: str = "train+test"  # which items r marks: "train+test" (the paper), "train"
+    orientation: str = "user"  # "user": one RBM per user (the paper); "item": I-RBM
 
     def __post_init__(self) -> None:
+        if self.orientation not in ("user", "item"):
+            raise ParamError("orientation must be 'user' or 'item'")
         if self.conditional not in ("train+test", "train", "none"):
             raise ParamError("conditional must be 'train+test', 'train' or 'none'")
         if len(self.cd_steps) != len(self.cd_epochs):
@@ -57,6 +60,11 @@ def _csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray
     return indptr, order
 
 
+def transposed(r: Ratings) -> Ratings:
+    """Items as users and users as items (times dropped: the RBM does not use them)."""
+    return Ratings.from_triplets(r.items, r.users, r.values, r.n_items, r.n_users)
+
+
 def fit_rbm(
     r: Ratings,
     c: RBMConfig,
@@ -64,7 +72,13 @@ def fit_rbm(
     test: Ratings | None = None,
     progress: Progress | None = None,
 ) -> RBM:
-    """``test`` only lends the *identity* of its items to r (``conditional="train+test"``)."""
+    """``test`` only lends the *identity* of its items to r (``conditional="train+test"``).
+
+    ``orientation="item"`` fits the same machine on the transposed ratings.
+    """
+    item_based = c.orientation == "item"
+    if item_based:
+        r, test = transposed(r), None if test is None else transposed(test)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     K = 5
@@ -95,6 +109,7 @@ def fit_rbm(
         ratings=ratings,
         cond_indptr=cond_indptr,
         cond_items=ci[cond_order],
+        item_based=item_based,
     )
     params = [model.W, model.b, model.c, model.D]
     velocity = [torch.zeros_like(p) for p in params]
@@ -145,12 +160,12 @@ def _cd_gradients(
     flat_pos = items * m.K + ratings - 1
     flat_neg = items * m.K + sampled - 1
     F = m.W.shape[2]
-    dW = torch.zeros(m.n_items * m.K, F)
+    dW = torch.zeros(m.n_units * m.K, F)
     dW.index_add_(0, flat_pos, h0[rows]).index_add_(0, flat_neg, h[rows], alpha=-1.0)
-    db = torch.zeros(m.n_items * m.K)
+    db = torch.zeros(m.n_units * m.K)
     db.index_add_(0, flat_pos, torch.ones(len(rows))).index_add_(
         0, flat_neg, torch.ones(len(rows)), alpha=-1.0
     )
-    dD = torch.zeros(m.n_items, F).index_add_(0, c_items, dh[c_rows])
+    dD = torch.zeros(m.n_units, F).index_add_(0, c_items, dh[c_rows])
     grads = [dW.view_as(m.W) / n, db.view_as(m.b) / n, dh.sum(0) / n, dD / n]
     return grads, (err, len(rows))
