@@ -42,7 +42,7 @@ ML1M = ("f1", "f2", "f3", "f4", "f5")
         ("timesvdpp", 0.900),
         ("itemknn", 0.915),
         pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9185")),
-        pytest.param("rbm", 0.940, marks=pytest.mark.xfail(strict=True, reason="0.9571")),
+        ("rbm", 0.940),
     ],
 )
 def test_ml100k_five_fold_rmse(model: str, target: float):
