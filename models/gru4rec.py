@@ -67,7 +67,6 @@ class OneHotGRUCell(nn.Module):
         return torch.lerp(h, n, z)  # (1 - z) h + z n
 
 
-
 def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Inverted dropout (as ``F.dropout`` in training mode), with the mask from ``rand``.
 
@@ -77,6 +76,7 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """
     keep = torch.rand_like(x) >= p
     return x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
+
 
 class GRU4Rec(nn.Module):
     """The GRU4Rec network and the sequence-model contract (``models.contract``)."""

@@ -220,3 +220,18 @@ def test_bad_layers_fail() -> None:
     with pytest.raises(ValueError, match="layers"):
         GRU4Rec(n_items=5, layers=())
     assert np.isfinite(GRU4Rec(n_items=5, layers=(3,)).item_vectors().numpy()).all()
+
+
+def test_dropout_keeps_the_expectation_and_drops_the_asked_share() -> None:
+    from models.gru4rec import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 500)
+    out = dropout(x, 0.3)
+    values = torch.unique(out).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.7)
+    assert abs(float((out == 0).float().mean()) - 0.3) < 0.005
+    assert abs(float(out.mean()) - 1.0) < 0.01
+    grad = torch.ones(3, 4, requires_grad=True)
+    dropout(grad, 0.5).sum().backward()  # the mask scales the gradient too
+    assert set(torch.unique(grad.grad).tolist()) <= {0.0, 2.0}
