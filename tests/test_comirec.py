@@ -332,3 +332,32 @@ def test_sa_numpy_interests_follow_the_weights_and_match_the_batched_pass() -> N
         model.w1.weight.mul_(-2.0)  # an in-place update, as training does
     batched = model.encode(torch.tensor([[4, 9, 4, 17, 2, 11]]))[0]
     torch.testing.assert_close(model.interests(state), batched, atol=1e-6, rtol=1e-5)
+
+
+def test_validation_on_a_fixed_user_sample(monkeypatch) -> None:
+    """``valid_users`` caps validation to one random subset, the same at every evaluation."""
+    from training.cli.serve_cmd import demo_dataset
+    from training.comirec import train as train_module
+    from training.comirec.data import prepare
+    from training.comirec.train import TrainConfig, train
+
+    ds = demo_dataset()
+    seq = Dataset(name="demo", kind="sequence", items=ds.items, parts={"all": ds.parts["train"]})
+    data = prepare(seq, seed=0, min_count=5)
+    seen: list[list[int]] = []
+    real = train_module.evaluate_users
+
+    def spy(model, data, users, *args, **kwargs):
+        seen.append(sorted(users.tolist()))
+        return real(model, data, users, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate_users", spy)
+    model = ComiRecSA(MultiInterestConfig(n_items=data.n_items, dim=8, n_interests=2, max_len=5))
+    train(model, data, TrainConfig(max_iter=4, eval_every=2, valid_users=7, seed=3), progress=False)
+    assert len(seen) == 2 and seen[0] == seen[1] and len(seen[0]) == 7
+    assert set(seen[0]) <= set(data.split.valid.tolist())
+    seen.clear()
+    train(model, data, TrainConfig(max_iter=2, eval_every=2), progress=False)  # 0 = all
+    assert seen == [sorted(data.split.valid.tolist())]
+    with pytest.raises(ValueError):
+        TrainConfig(valid_users=-1)

@@ -50,8 +50,14 @@ class TrainConfig:
     negatives: int = 10  # per example: the batch shares negatives * batch_size samples
     seed: int = 0
     time_limit: float = 0.0  # seconds of wall time; 0 = none
+    # Validate on at most this many users (a fixed random subset; 0 = all of them):
+    # each validation scores the whole catalog for every user, which on a shop's
+    # catalog and visit count costs more than the training between two validations.
+    valid_users: int = 0
 
     def __post_init__(self) -> None:
+        if self.valid_users < 0:
+            raise ValueError("valid_users must be 0 (all) or positive")
         if self.loss not in ("sampled", "full"):
             raise ValueError(f"loss must be 'sampled' or 'full', got {self.loss!r}")
         for name in ("batch_size", "max_iter", "eval_every", "patience", "negatives"):
@@ -156,6 +162,10 @@ def train(
     best_recall, best_state, best_iter, best_valid = -1.0, None, 0, {}
     curve: list[dict[str, float]] = []
     train_seconds, losses, stale, stopped = 0.0, [], 0, "max_iter"
+    valid_users = data.split.valid
+    if 0 < cfg.valid_users < len(valid_users):  # same subset on every rank and evaluation
+        pick = np.random.default_rng(cfg.seed).choice(len(valid_users), cfg.valid_users, False)
+        valid_users = valid_users[np.sort(pick)]
     start = time.perf_counter()
     bar = tqdm(range(1, cfg.max_iter + 1), disable=not progress, mininterval=5, unit="it")
     it = 0
@@ -174,7 +184,7 @@ def train(
         out_of_time = cfg.time_limit > 0 and time.perf_counter() - start > cfg.time_limit
         if it % cfg.eval_every and it != cfg.max_iter and not out_of_time:
             continue
-        valid = evaluate_users(model, data, data.split.valid)[0]
+        valid = evaluate_users(model, data, valid_users)[0]
         point = {"iteration": it, "loss": float(np.mean(losses)), **valid}
         curve.append(point)
         losses = []
