@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from models.cf.ratings import Ratings
-from training.cf.baseline_fit import BaselineConfig, als_biases, fit_baseline
+from training.cf.baseline_fit import (
+    BaselineConfig,
+    als_biases,
+    als_scaled_biases,
+    fit_baseline,
+)
 from training.cf.sgd_kernels import baseline_epoch
 
 
@@ -31,6 +36,31 @@ def test_als_reaches_its_fixed_point():
     # stationarity of the ridge objective: sum of residuals = reg * bias
     assert res_i == pytest.approx(2.0 * bi, abs=1e-9)
     assert res_u == pytest.approx(3.0 * bu, abs=1e-9)
+
+
+def test_one_scaled_als_epoch_by_hand():
+    bu, bi, cu = als_scaled_biases(tiny(), mu=4.0, n_epochs=1, reg_u=1.0, reg_i=1.0, reg_c=1.0)
+    # c_u starts at 1, so b_i and b_u are the plain epoch's: bi = (1/3, -1/2), bu = (1/18, -1/6)
+    assert bi == pytest.approx([1 / 3, -0.5])
+    assert bu == pytest.approx([1 / 18, -1 / 6])
+    # c_0 = (17/18 * 1/3 + (-19/18) * (-1/2) + 1) / (1/9 + 1/4 + 1) = 199/147
+    # c_1 = (1/6 * 1/3 + 1) / (1/9 + 1) = 19/20
+    assert cu == pytest.approx([199 / 147, 19 / 20])
+
+
+def test_scaled_als_reaches_its_fixed_point_and_a_stiff_scale_is_the_plain_baseline():
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 20, 300), rng.integers(0, 30, 300)
+    r = Ratings.from_triplets(u, i, rng.integers(1, 6, 300).astype(float), 20, 30)
+    bu, bi, cu = als_scaled_biases(r, r.mean, 500, reg_u=3.0, reg_i=2.0, reg_c=1.0)
+    err = r.values - r.mean - bu[r.users] - cu[r.users] * bi[r.items]
+    # stationarity of the ridge objective in each block (c_u is ridged towards 1)
+    assert np.bincount(r.items, err * cu[r.users], 30) == pytest.approx(2.0 * bi, abs=1e-8)
+    assert np.bincount(r.users, err, 20) == pytest.approx(3.0 * bu, abs=1e-8)
+    assert np.bincount(r.users, err * bi[r.items], 20) == pytest.approx(cu - 1, abs=1e-8)
+    bu1, bi1, cu1 = als_scaled_biases(r, r.mean, 50, reg_u=3.0, reg_i=2.0, reg_c=1e12)
+    bu0, bi0 = als_biases(r, r.mean, 50, reg_u=3.0, reg_i=2.0)
+    assert cu1 == pytest.approx(1.0) and bu1 == pytest.approx(bu0) and bi1 == pytest.approx(bi0)
 
 
 def test_one_sgd_step_by_hand():

@@ -91,6 +91,21 @@ def test_denominator_shrinkage_pulls_the_residual_towards_the_baseline():
     assert model.predict(np.array([1]), np.array([2]))[0] == pytest.approx(expected)
 
 
+def test_user_based_on_a_user_scaled_baseline_by_hand():
+    # residuals and centre of mu + b_u + c_u b_i: each user scales the item bias
+    mu = VALUES.mean()
+    bu, bi, cu = np.array([0.2, -0.5, 0.3]), np.array([0.4, -1.0, 0.6]), np.array([1.5, 0.5, 2.0])
+    bl = Baseline(mu, bu, bi, cu=cu)
+    model = build_knn(USERS, ITEMS, VALUES, 3, 3, bl, similarity="cosine", user_based=True,
+                      k=2, shrinkage=0.0, center="baseline")  # fmt: skip
+    # u1 = (3, 1) on i0, i1; u0 = (5, 3), u2 = (4, 3) there; both rated i2 (4 and 5)
+    s = np.array([18 / math.sqrt(10 * 34), 15 / math.sqrt(10 * 25)])
+    residual = np.array([4 - (mu + 0.2 + 1.5 * 0.6), 5 - (mu + 0.3 + 2.0 * 0.6)])
+    expected = mu - 0.5 + 0.5 * 0.6 + (s * residual).sum() / s.sum()
+    assert model.predict(np.array([1]), np.array([2]))[0] == pytest.approx(expected)
+    assert bl.baseline(np.array([1]), np.array([2]))[0] == pytest.approx(mu - 0.5 + 0.3)
+
+
 def test_mean_centred_prediction_by_hand():
     # item means: i0 = 4, i1 = 7/3, i2 = 4.5
     s = np.array([40 / 41, 27 / math.sqrt(18 * 41)])

@@ -96,3 +96,21 @@ def test_item_based_rbm_is_the_user_rbm_of_the_transposed_ratings():
     assert kind == "cf-knn" and tuple(served.similarity.shape) == (20, 20)
     with pytest.raises(ParamError):
         RBMConfig(orientation="diagonal")
+
+
+@pytest.mark.parametrize("item_based", [False, True])
+def test_item_similarity_is_the_cosine_of_item_vectors_computed_once(item_based, monkeypatch):
+    m = tiny_rbm(exact=True)
+    m.item_based = item_based
+    v = m.item_vectors()
+    norms = np.sqrt((v * v).sum(1))
+    first = m.item_similarity(0)
+    assert np.allclose(first, v @ v[0] / (norms * norms[0]))
+
+    def recomputed() -> np.ndarray:
+        raise AssertionError("item vectors recomputed")
+
+    monkeypatch.setattr(m, "item_vectors", recomputed)
+    assert np.array_equal(m.item_similarity(0), first)
+    last = len(v) - 1
+    assert m.item_similarity(last)[last] == pytest.approx(1.0)

@@ -14,9 +14,10 @@ and a shrinkage (n_common - 1) / (n_common - 1 + shrinkage) towards 0 (Koren's
 shrunk correlation). Prediction for (u, i) is the similarity-weighted average over
 the k most similar neighbours that have a rating: of the raw ratings
 (``center="none"``, KNNBasic), of the ratings minus the neighbours' means
-(``"mean"``), or of the baseline residuals (``"baseline"``, Koren 2010 eq. 3), as
-in Surprise, only neighbours of positive similarity contribute, and fewer than
-``min_k`` of them falls back to the centre. ``den_shrinkage`` (lambda, default 0:
+(``"mean"``), or of the baseline residuals (``"baseline"``, Koren 2010 eq. 3; the
+baseline may scale the item bias per user, mu + b_u + c_u b_i). As in Surprise,
+only neighbours of positive similarity contribute, and fewer than ``min_k`` of
+them falls back to the centre. ``den_shrinkage`` (lambda, default 0:
 Surprise's rule) adds a constant to the denominator, sum s v / (lambda + sum s),
 so a residual backed only by weakly similar neighbours is pulled towards the
 centre instead of being trusted in full (the weakness Bell and Koren 2007 and
@@ -96,6 +97,7 @@ class KNN:
     neighbour_index: np.ndarray
     neighbour_value: np.ndarray
     den_shrinkage: float = 0.0
+    scale_u: np.ndarray | None = None  # [n_users] c_u of a scaled baseline; None: all 1
     batch_size: int = 4096
     scale: tuple[float, float] = RATING_SCALE
 
@@ -110,7 +112,10 @@ class KNN:
     def centre(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """What the neighbours' weighted residual is added to."""
         if self.center == "baseline":
-            return self.mu + self.centre_u[users] + self.centre_i[items]
+            item = self.centre_i[items]
+            if self.scale_u is not None:
+                item = self.scale_u[users] * item
+            return self.mu + self.centre_u[users] + item
         if self.center == "mean":
             return self.centre_u[users] if self.user_based else self.centre_i[items]
         return np.zeros(len(users))
@@ -231,8 +236,10 @@ def build_knn(
     m = sp.csr_matrix((sim_input, (rows, cols)), shape=(n_rows, n_cols))
     sim = similarity_matrix(m, similarity, shrinkage, min_support).astype(np.float32)
 
+    scale_u = None
     if center == "baseline":
         centre_u, centre_i, centred = baseline.bu, baseline.bi, residual
+        scale_u = None if baseline.cu is None else np.asarray(baseline.cu, np.float64)
     else:
         n_u = np.maximum(np.bincount(users, minlength=n_users), 1)
         n_i = np.maximum(np.bincount(items, minlength=n_items), 1)
@@ -261,4 +268,5 @@ def build_knn(
         neighbour_index=same[order].astype(np.int64),
         neighbour_value=np.asarray(centred, np.float64)[order],
         den_shrinkage=den_shrinkage,
+        scale_u=scale_u,
     )

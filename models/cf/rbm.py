@@ -28,7 +28,7 @@ ratings, not users x items.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -64,6 +64,9 @@ class RBM:
     item_based: bool = False  # cases are items and visible units users (I-RBM)
     scale: tuple[float, float] = RATING_SCALE
     batch_size: int = 256
+    _similarity_cache: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def n_cases(self) -> int:
@@ -174,7 +177,16 @@ class RBM:
         return torch.cat(out).double().numpy()
 
     def item_similarity(self, item: int) -> np.ndarray:
-        return cosine_row(self.item_vectors(), item)
+        """Cosine of ``item_vectors`` rows; the vectors and norms are computed once.
+
+        Item-based, every call would otherwise run the hidden inputs of all cases;
+        the cache assumes the parameters are not changed after the first call.
+        """
+        if self._similarity_cache is None:
+            vectors = self.item_vectors()
+            self._similarity_cache = (vectors, np.linalg.norm(vectors, axis=1))
+        vectors, norms = self._similarity_cache
+        return cosine_row(vectors, item, norms)
 
     def weights(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).numpy() for name in ("W", "b", "c", "D")}

@@ -54,8 +54,12 @@ def similar_items(model: RatingModel, item: int, n: int) -> np.ndarray:
     return top_n(model.item_similarity(item), n, exclude=np.array([item]))
 
 
-def cosine_row(vectors: np.ndarray, item: int) -> np.ndarray:
-    """Cosine similarity of every row of ``vectors`` to row ``item``."""
-    norms = np.linalg.norm(vectors, axis=1)
+def cosine_row(vectors: np.ndarray, item: int, norms: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of every row of ``vectors`` to row ``item``.
+
+    ``norms`` (the rows' L2 norms) can be passed by a caller that keeps them.
+    """
+    if norms is None:
+        norms = np.linalg.norm(vectors, axis=1)
     dots = vectors @ vectors[item]
     return dots / np.maximum(norms * norms[item], 1e-12)

@@ -43,6 +43,34 @@ def als_biases(
     return bu, bi
 
 
+def als_scaled_biases(
+    r: Ratings, mu: float, n_epochs: int, reg_u: float, reg_i: float, reg_c: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ALS for mu + b_u + c_u b_i: each of b_i, b_u, c_u in closed form given the others.
+
+    b_i = sum c_u (r - mu - b_u) / (reg_i + sum c_u^2), b_u as in ``als_biases``, and
+    c_u = (sum b_i (r - mu - b_u) + reg_c) / (sum b_i^2 + reg_c), a ridge towards 1
+    so that a user with few ratings keeps the plain baseline.
+    """
+    n_u = np.bincount(r.users, minlength=r.n_users)
+    bu = np.zeros(r.n_users)
+    bi = np.zeros(r.n_items)
+    cu = np.ones(r.n_users)
+    for _ in range(n_epochs):
+        c = cu[r.users]
+        bi = np.bincount(r.items, c * (r.values - mu - bu[r.users]), r.n_items) / (
+            reg_i + np.bincount(r.items, c * c, r.n_items)
+        )
+        bu = np.bincount(r.users, r.values - mu - cu[r.users] * bi[r.items], r.n_users) / (
+            reg_u + n_u
+        )
+        y = r.values - mu - bu[r.users]
+        cu = (np.bincount(r.users, y * bi[r.items], r.n_users) + reg_c) / (
+            np.bincount(r.users, bi[r.items] ** 2, r.n_users) + reg_c
+        )
+    return bu, bi, cu
+
+
 def fit_baseline(r: Ratings, config: BaselineConfig, seed: int = 0) -> Baseline:
     mu = r.mean
     if config.method == "als":

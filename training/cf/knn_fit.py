@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from models.cf.baseline import Baseline
 from models.cf.knn import CENTERS, KNN, SIMILARITIES, build_knn
 from models.cf.ratings import Ratings
-from training.cf.baseline_fit import als_biases
+from training.cf.baseline_fit import als_biases, als_scaled_biases
 from training.params import ParamError
 
 
@@ -30,6 +30,9 @@ class KNNConfig:
     bsl_reg_u: float = 15.0
     bsl_reg_i: float = 10.0
     den_shrinkage: float = 0.0  # lambda in sum s v / (lambda + sum s); 0 = Surprise
+    # baseline mu + b_u + c_u b_i (Koren 2009) instead of mu + b_u + b_i; c_u ridged to 1
+    bsl_user_scale: bool = False
+    bsl_reg_c: float = 3.0
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITIES:
@@ -40,13 +43,20 @@ class KNNConfig:
             raise ParamError("k must be at least 1 and min_k at least 0")
         if self.den_shrinkage < 0:
             raise ParamError("den_shrinkage must be at least 0")
+        if self.bsl_reg_c <= 0:
+            raise ParamError("bsl_reg_c must be positive")
 
 
 def fit_knn(r: Ratings, c: KNNConfig, user_based: bool) -> KNN:
     mu = r.mean
-    bu, bi = als_biases(r, mu, c.bsl_epochs, c.bsl_reg_u, c.bsl_reg_i)
+    if c.bsl_user_scale:
+        bu, bi, cu = als_scaled_biases(r, mu, c.bsl_epochs, c.bsl_reg_u, c.bsl_reg_i, c.bsl_reg_c)
+        baseline = Baseline(mu, bu, bi, cu=cu)
+    else:
+        bu, bi = als_biases(r, mu, c.bsl_epochs, c.bsl_reg_u, c.bsl_reg_i)
+        baseline = Baseline(mu, bu, bi)
     return build_knn(
-        r.users, r.items, r.values, r.n_users, r.n_items, Baseline(mu, bu, bi),
+        r.users, r.items, r.values, r.n_users, r.n_items, baseline,
         similarity=c.similarity, user_based=user_based, k=c.k, min_k=c.min_k,
         shrinkage=c.shrinkage, center=c.center, min_support=c.min_support,
         den_shrinkage=c.den_shrinkage,
