@@ -41,7 +41,7 @@ ML1M = ("f1", "f2", "f3", "f4", "f5")
         ("svdpp", 0.900),
         ("timesvdpp", 0.900),
         ("itemknn", 0.915),
-        pytest.param("userknn", 0.915, marks=pytest.mark.xfail(strict=True, reason="0.9185")),
+        ("userknn", 0.915),
         ("rbm", 0.940),
     ],
 )
