@@ -32,6 +32,7 @@ def fitted_models():
         fit_knn(r, KNNConfig(), user_based=False),
         fit_knn(r, KNNConfig(similarity="cosine"), user_based=True),
         fit_rbm(r, RBMConfig(n_hidden=4, n_epochs=2), seed=0),
+        fit_svd(r, SVDConfig(n_factors=4, n_epochs=3, reg=0.1, method="als")),
     ]
 
 

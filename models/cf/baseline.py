@@ -17,13 +17,11 @@ import numpy as np
 RATING_SCALE = (1.0, 5.0)
 
 
-@dataclass
-class Baseline:
-    mu: float
-    bu: np.ndarray  # float64 [n_users]
-    bi: np.ndarray  # float64 [n_items]
-    scale: tuple[float, float] = RATING_SCALE
-    cu: np.ndarray | None = None  # float64 [n_users] user scale of b_i; None: all 1
+class SizedByBiases:
+    """Sizes of a model holding one bias per user (``bu``) and one per item (``bi``)."""
+
+    bu: np.ndarray
+    bi: np.ndarray
 
     @property
     def n_users(self) -> int:
@@ -32,6 +30,15 @@ class Baseline:
     @property
     def n_items(self) -> int:
         return len(self.bi)
+
+
+@dataclass
+class Baseline(SizedByBiases):
+    mu: float
+    bu: np.ndarray  # float64 [n_users]
+    bi: np.ndarray  # float64 [n_items]
+    scale: tuple[float, float] = RATING_SCALE
+    cu: np.ndarray | None = None  # float64 [n_users] user scale of b_i; None: all 1
 
     def baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         if self.cu is None:

@@ -10,7 +10,8 @@
   b_{u,t}, c_{u,t}, p_{u,t} per (user, day) seen in training (0 on unseen days).
 
 These classes hold parameters and predict; SGD / ALS fitting is in
-``training.cf.factor_fit``. All predictions are clipped to the rating scale.
+``training.cf.factor_fit`` and ``training.cf.factor_als``. All predictions are
+clipped to the rating scale.
 """
 
 from __future__ import annotations
@@ -20,26 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from models.cf.baseline import RATING_SCALE
+from models.cf.baseline import RATING_SCALE, SizedByBiases
 from models.cf.recommend import cosine_row
 
 
 @dataclass
-class SVD:
+class SVD(SizedByBiases):
     mu: float
     bu: np.ndarray  # [n_users]
     bi: np.ndarray  # [n_items]
     P: np.ndarray  # [n_users, k]
     Q: np.ndarray  # [n_items, k]
     scale: tuple[float, float] = RATING_SCALE
-
-    @property
-    def n_users(self) -> int:
-        return len(self.bu)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.bi)
 
     def user_vectors(self) -> np.ndarray:
         """The vector each user's row multiplies q_i with."""

@@ -4,6 +4,8 @@ Defaults are Surprise's (so a side-by-side run compares like with like); the
 tuned settings for each dataset are in ``training/params/cf_*.toml``. The
 learning rate is multiplied by ``lr_decay`` after every epoch (Koren 2008 uses
 0.9). Parameters are initialised from N(init_mean, init_std) with the seed.
+SVD can instead be fitted by ALS (``method = "als"``, see ``factor_als``), from
+the same seeded start, into the same model class.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from models.cf.factor import SVD, SVDpp, TimeAxis, TimeSVDpp
 from models.cf.ratings import Ratings
+from training.cf.factor_als import als_epoch
 from training.cf.sgd_kernels import svd_epoch, svdpp_epoch, timesvdpp_epoch
 from training.params import ParamError
 
@@ -34,6 +37,16 @@ class SVDConfig:
     init_std: float = 0.1
     biased: bool = True
     shuffle: bool = True
+    # "sgd": Funk / Koren per-rating SGD; "als": alternating ridge least squares on the
+    # same objective (``factor_als``; every half-step exact, so lr, lr_b, lr_decay and
+    # shuffle do not apply)
+    method: str = "sgd"
+
+    def __post_init__(self) -> None:
+        if self.method not in ("sgd", "als"):
+            raise ParamError(f"svd method must be 'sgd' or 'als', got {self.method!r}")
+        if self.method == "als" and (self.reg <= 0 or self.reg_b == 0):
+            raise ParamError("svd method 'als' needs reg > 0 and reg_b > 0 (or negative: = reg)")
 
 
 @dataclass(frozen=True)
@@ -59,15 +72,9 @@ class SVDppConfig:
 
 
 @dataclass(frozen=True)
-class TimeSVDppConfig:
-    n_factors: int = 20
-    n_epochs: int = 20
-    lr: float = 0.007
-    reg: float = 0.02
-    lr_b: float = -1.0
-    reg_b: float = -1.0
-    lr_y: float = -1.0
-    reg_y: float = -1.0
+class TimeSVDppConfig(SVDppConfig):
+    """SVD++'s settings (same defaults) plus those of the time-dependent terms."""
+
     n_bins: int = 30  # Koren 2009: 30 item-bias bins
     beta: float = 0.4  # dev_u(t) exponent
     lr_bin: float = 0.005
@@ -82,16 +89,6 @@ class TimeSVDppConfig:
     reg_cu: float = 0.01
     lr_pd: float = 0.0  # p_{u,t}: day-specific user factors (0 leaves them out)
     reg_pd: float = 0.1
-    lr_decay: float = 1.0
-    init_mean: float = 0.0
-    init_std: float = 0.1
-    # N(u): the items u rated in training ("train"), or also those whose rating is to be
-    # predicted ("train+test": Koren's setting, where *that* u rated them is known)
-    implicit: str = "train"
-
-    def __post_init__(self) -> None:
-        if self.implicit not in ("train", "train+test"):
-            raise ParamError(f"implicit must be 'train' or 'train+test', got {self.implicit!r}")
 
 
 def _or(value: float, fallback: float) -> float:
@@ -108,6 +105,8 @@ def fit_svd(r: Ratings, c: SVDConfig, seed: int = 0, progress: Progress | None =
     Q = _init(rng, (r.n_items, c.n_factors), c.init_mean, c.init_std)
     bu, bi = np.zeros(r.n_users), np.zeros(r.n_items)
     mu = r.mean if c.biased else 0.0
+    if c.method == "als":
+        return _fit_svd_als(r, c, mu, bu, bi, P, Q, progress)
     lr, lr_b = c.lr, _or(c.lr_b, c.lr)
     for epoch in range(c.n_epochs):
         rmse = svd_epoch(
@@ -118,6 +117,26 @@ def fit_svd(r: Ratings, c: SVDConfig, seed: int = 0, progress: Progress | None =
         if progress:
             progress(epoch, rmse)
     return SVD(mu, bu, bi, P, Q)
+
+
+def _fit_svd_als(
+    r: Ratings,
+    c: SVDConfig,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    progress: Progress | None,
+) -> SVD:
+    """ALS from the same seeded start; factors come back float32 like the SGD fit's."""
+    for epoch in range(c.n_epochs):
+        bu, bi, P, Q = als_epoch(r, mu, bu, bi, P, Q, c.reg, _or(c.reg_b, c.reg), c.biased)
+        if progress:
+            dots = np.einsum("nk,nk->n", P[r.users], Q[r.items])
+            err = r.values - (mu + bu[r.users] + bi[r.items] + dots)
+            progress(epoch, float(np.sqrt(np.mean(err**2))))
+    return SVD(mu, bu, bi, P.astype(np.float32), Q.astype(np.float32))
 
 
 def _implicit(r: Ratings, implicit: Ratings | None) -> tuple[np.ndarray, np.ndarray]:

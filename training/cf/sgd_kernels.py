@@ -25,16 +25,37 @@ from numba import njit
 
 
 @njit(cache=True, fastmath=True)
-def _seed(seed: int) -> None:
+def _visit_order(n, seed, shuffle):
+    """Seed numba's generator and give the order of the n ratings: shuffled or as stored."""
     np.random.seed(seed)
+    return np.random.permutation(n) if shuffle else np.arange(n)
+
+
+@njit(cache=True, fastmath=True)
+def _sum_implicit(Y, imp_items, n0, n1, ysum):
+    """ysum = sum of y_j over N(u) = imp_items[n0:n1]; returns |N(u)|^-1/2 (0 if empty)."""
+    ysum[:] = 0.0
+    for t in range(n0, n1):
+        ysum += Y[imp_items[t]]
+    nn = n1 - n0
+    return np.float32(1.0 / math.sqrt(nn) if nn > 0 else 0.0)
+
+
+@njit(cache=True, fastmath=True)
+def _write_back_y(Y, imp_items, n0, n1, s, c):
+    """Apply the user's accumulated lazy update y_j <- s y_j + c to every j in N(u)."""
+    k = Y.shape[1]
+    for t in range(n0, n1):
+        yj = Y[imp_items[t]]
+        for f in range(k):
+            yj[f] = s * yj[f] + c[f]
 
 
 @njit(cache=True, fastmath=True)
 def baseline_epoch(users, items, values, mu, bu, bi, lr, reg, seed, shuffle):
     """One SGD pass over b_u, b_i; returns the training RMSE seen during the pass."""
-    np.random.seed(seed)
     n = len(values)
-    order = np.random.permutation(n) if shuffle else np.arange(n)
+    order = _visit_order(n, seed, shuffle)
     sq = 0.0
     for t in range(n):
         idx = order[t]
@@ -56,10 +77,9 @@ def svd_epoch(
     p <- p + lr (err q - reg p) is written (1 - lr reg) p + (lr err) q: the same update,
     in a form the compiler turns into SIMD over the (float32) factor rows.
     """
-    np.random.seed(seed)
     n = len(values)
     k = P.shape[1]
-    order = np.random.permutation(n) if shuffle else np.arange(n)
+    order = _visit_order(n, seed, shuffle)
     keep = np.float32(1.0 - lr_f * reg_f)
     sq = 0.0
     for t in range(n):
@@ -107,14 +127,10 @@ def svdpp_epoch(
             continue
         n0 = imp_indptr[u]
         n1 = imp_indptr[u + 1]
-        nn = n1 - n0
-        norm = np.float32(1.0 / math.sqrt(nn) if nn > 0 else 0.0)
-        ysum[:] = 0.0
-        for t in range(n0, n1):
-            ysum += Y[imp_items[t]]
+        norm = _sum_implicit(Y, imp_items, n0, n1, ysum)
         c[:] = 0.0
         s = np.float32(1.0)
-        nnf = np.float32(nn)
+        nnf = np.float32(n1 - n0)
         pu = P[u]
         for t in s0 + np.random.permutation(s1 - s0):
             i = items[t]
@@ -135,10 +151,7 @@ def svdpp_epoch(
                 c[f] = decay * c[f] + step_y * qf
             s *= decay
             sq += err * err
-        for t in range(n0, n1):
-            yj = Y[imp_items[t]]
-            for f in range(k):
-                yj[f] = s * yj[f] + c[f]
+        _write_back_y(Y, imp_items, n0, n1, s, c)
     return math.sqrt(sq / max(len(values), 1))
 
 
@@ -170,14 +183,10 @@ def timesvdpp_epoch(
             continue
         n0 = imp_indptr[u]
         n1 = imp_indptr[u + 1]
-        nn = n1 - n0
-        norm = np.float32(1.0 / math.sqrt(nn) if nn > 0 else 0.0)
-        ysum[:] = 0.0
-        for t in range(n0, n1):
-            ysum += Y[imp_items[t]]
+        norm = _sum_implicit(Y, imp_items, n0, n1, ysum)
         c[:] = 0.0
         s = np.float32(1.0)
-        nnf = np.float32(nn)
+        nnf = np.float32(n1 - n0)
         pu = P[u]
         au = alpha_p[u]
         for t in s0 + np.random.permutation(s1 - s0):
@@ -218,10 +227,7 @@ def timesvdpp_epoch(
                 c[f] = decay * c[f] + step_y * qf
             s *= decay
             sq += err * err
-        for t in range(n0, n1):
-            yj = Y[imp_items[t]]
-            for f in range(k):
-                yj[f] = s * yj[f] + c[f]
+        _write_back_y(Y, imp_items, n0, n1, s, c)
     return math.sqrt(sq / max(len(values), 1))
 
 
