@@ -117,13 +117,13 @@ local out = {}
 for i = 1, #KEYS / 2 do
   local skey, vkey, a = KEYS[2 * i - 1], KEYS[2 * i], 3 * (i - 1)
   local version, state, covers = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local ttl = redis.call('PTTL', skey)
+  local at = redis.call('PEXPIRETIME', skey)
   out[i] = 0
-  if ttl ~= -2 then
+  if at ~= -2 then
     local cur = redis.call('HMGET', skey, 'v', 'c')
     if not (cur[1] == version and tonumber(cur[2]) >= tonumber(covers)) then
-      if ttl > 0 then
-        redis.call('SET', vkey, state, 'PX', ttl)
+      if at > 0 then
+        redis.call('SET', vkey, state, 'PXAT', at)
       else
         redis.call('SET', vkey, state)
       end
