@@ -31,7 +31,7 @@ def exact_candidates(scores: torch.Tensor, per_interest: int) -> BatchCandidates
     Ties inside an interest's top list are cut at the lower row, as a stable
     exact index would.
     """
-    U, K, n = scores.shape
+    n = scores.shape[2]
     per_interest = min(per_interest, n)
     # Selection, not sorting (a full sort of the catalog per interest was most of an
     # evaluation on large catalogs): all scores above the per_interest-th best, then
