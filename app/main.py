@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from app.admin_auth import admin_token
 from app.event_log import FileEventLog
+from app.fastpath import RecommendationsFastPath
 from app.jobs import JobQueue, LocalJobQueue, RqJobQueue, job_store, sync_client
 from app.metrics import Metrics
 from app.middleware import ServiceMiddleware
@@ -127,5 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (events, recommendations, sessions, items, health, admin):
         app.include_router(module.router)
+    if settings.fast_path:  # added first: inside ServiceMiddleware, which times it too
+        app.add_middleware(RecommendationsFastPath)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     search_batch_max: int = Field(
         64, ge=1, description="concurrent requests scored in one index search (1 = no batching)"
     )
+    fast_path: bool = Field(
+        True,
+        description="answer plainly written GET recommendation requests without the framework's "
+        "per-request routing and validation (the rest still go through it)",
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads of the process (unset = torch default)"
     )
