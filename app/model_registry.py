@@ -52,8 +52,7 @@ class ServingModel:
 
     def rows(self, item_ids: Sequence[str]) -> list[int]:
         """Rows of the known items among ``item_ids`` (unknown ones are skipped), in order."""
-        get = self.row_of.get
-        return [r for r in (get(i) for i in item_ids) if r is not None]
+        return [r for r in map(self.row_of.get, item_ids) if r is not None]
 
     def fold(self, state: torch.Tensor | None, rows: Sequence[int]) -> torch.Tensor:
         """The state after clicking ``rows`` in order, from ``state`` (None = a new visit)."""
@@ -70,7 +69,10 @@ class ServingModel:
 
     def queries(self, state: torch.Tensor) -> np.ndarray:
         """The interest vectors as float32 numpy (the models run ``interests`` without grad)."""
-        return self.model.interests(state).detach().float().numpy()
+        q = self.model.interests(state)
+        if q.dtype == torch.float32 and not q.requires_grad and q.device.type == "cpu":
+            return q.numpy()  # the common case, without two tensor copies' dispatch
+        return q.detach().float().cpu().numpy()
 
 
 def load_serving_model(model_dir: Path, version: str, settings: Settings) -> ServingModel:

@@ -42,20 +42,22 @@ def candidates(scores: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None =
     ids = np.asarray(ids, np.int64)
     if scores.shape != ids.shape or scores.ndim != 2:
         raise ValueError(f"scores and ids must both be [K, N'], got {scores.shape}, {ids.shape}")
-    interest = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
     flat_ids, flat_scores = ids.ravel(), scores.ravel()
     keep = flat_ids >= 0
     if exclude is not None and len(exclude):
         keep &= ~_member(flat_ids, np.asarray(exclude, np.int64))
-    flat_ids, flat_scores, interest = flat_ids[keep], flat_scores[keep], interest[keep]
+    flat_ids, flat_scores = flat_ids[keep], flat_scores[keep]
+    if ids.shape[0] == 1:  # one query (GRU4Rec): no duplicates, every item from interest 0
+        order = np.lexsort((flat_ids, -flat_scores))
+        return Ranked(flat_ids[order], flat_scores[order], np.zeros(len(order), np.int64))
+    interest = np.repeat(np.arange(ids.shape[0]), ids.shape[1])[keep]
     # Best score first, then lower row, then lower interest: the first occurrence of
     # each row in this order is its max over interests.
     order = np.lexsort((interest, flat_ids, -flat_scores))
     flat_ids, flat_scores, interest = flat_ids[order], flat_scores[order], interest[order]
-    if ids.shape[0] > 1:  # an index never returns a row twice for one query
-        _, first = np.unique(flat_ids, return_index=True)
-        first.sort()
-        flat_ids, flat_scores, interest = flat_ids[first], flat_scores[first], interest[first]
+    _, first = np.unique(flat_ids, return_index=True)
+    first.sort()
+    flat_ids, flat_scores, interest = flat_ids[first], flat_scores[first], interest[first]
     return Ranked(flat_ids, flat_scores, interest)
 
 

@@ -35,6 +35,17 @@ def test_max_score_excludes_and_skips_missing_ids() -> None:
     assert r.interests.tolist() == [0, 1, 0]
 
 
+def test_one_query_keeps_its_order_breaks_ties_by_row_and_excludes() -> None:
+    # one interest (GRU4Rec): rows 9 and 5 tie at 0.5, so row 5 goes first; row 7 is
+    # excluded and -1 is a slot the index could not fill
+    scores = np.array([[0.9, 0.5, 0.5, 0.4, 0.3, 0.0]], np.float32)
+    ids = np.array([[3, 9, 5, 7, 8, -1]])
+    r = max_score(scores, ids, 4, exclude=np.array([7]))
+    assert r.items.tolist() == [3, 5, 9, 8]
+    np.testing.assert_allclose(r.scores, [0.9, 0.5, 0.5, 0.3])
+    assert r.interests.tolist() == [0, 0, 0, 0]
+
+
 @pytest.mark.parametrize(
     ("lam", "expected"),
     [

@@ -160,6 +160,9 @@ def bench_api(
     ef_search: int = typer.Option(128),
     ef_construction: int = typer.Option(200),
     batching: bool = typer.Option(True, help="also measure recommendations without micro-batching"),
+    route: bool = typer.Option(
+        True, help="also measure recommendations through the FastAPI route (no fast path)"
+    ),
     seed: int = typer.Option(0),
     json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
 ) -> None:
@@ -218,10 +221,14 @@ def bench_api(
     get_script, post_script = tmp / "get.lua", tmp / "post.lua"
     get_script.write_text(_lua_get(len(replay), n))
     post_script.write_text(_lua_post([str(v) for v in ids[rng.choice(len(ids), 1000)]]))
-    runs = [("batched", "64")] + ([("unbatched", "1")] if batching else [])
+    runs = [("batched", {})]
+    if batching:
+        runs.append(("unbatched", {"NEXTITEM_SEARCH_BATCH_MAX": "1"}))
+    if route:
+        runs.append(("route", {"NEXTITEM_FAST_PATH": "false"}))
     try:
-        for label, batch_max in runs:
-            server = Server({**env, "NEXTITEM_SEARCH_BATCH_MAX": batch_max}, _free_port())
+        for label, extra in runs:
+            server = Server({**env, "NEXTITEM_SEARCH_BATCH_MAX": "64", **extra}, _free_port())
             try:
                 server.wait_ready()
                 if label == "batched":
