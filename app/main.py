@@ -78,7 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.switch_interval_seconds:
             sys.setswitchinterval(settings.switch_interval_seconds)
         store = make_store(settings)
-        scorer = Scorer(settings.search_batch_max, on_start=lambda: limit_threads(settings))
+        scorer = Scorer(
+            settings.search_batch_max,
+            on_start=lambda: limit_threads(settings),
+            threads=settings.search_workers,
+        )
         try:
             await asyncio.to_thread(registry.load_current)
         except ModelLoadError as exc:

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     search_batch_max: int = Field(
         64, ge=1, description="concurrent requests scored in one index search (1 = no batching)"
     )
+    search_workers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="scoring threads: one computes queries while another searches "
+        "(the search releases the interpreter lock)",
+    )
     fast_path: bool = Field(
         True,
         description="answer plainly written GET recommendation requests without the framework's "

@@ -152,3 +152,39 @@ def test_scorer_hands_async_results_back_once_per_batch() -> None:
     assert isinstance(got[-1], ValueError)
     # the first job went alone, the six that waited behind it as one batch
     assert scorer.batches == 2 and wakeups == 2
+
+
+def test_two_scoring_threads_overlap_a_search_with_the_next_batch() -> None:
+    """With two threads, one job's queries are computed while another job is searching."""
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((100, 8)).astype(np.float32)
+    index = ItemIndex(vectors, device="cpu")
+    prepared_meanwhile = threading.Event()
+    searching = [0]  # searches under way
+    real_search = index.search
+
+    def slow_search(q, k):
+        searching[0] += 1
+        prepared_meanwhile.wait(5)  # released only by a prepare during this search
+        searching[0] -= 1
+        return real_search(q, k)
+
+    index.search = slow_search
+    model = _Model(index=index)
+    scorer = Scorer(max_batch=1, threads=2)
+    queries = [rng.standard_normal((1, 8)).astype(np.float32) for _ in range(8)]
+
+    def prepare(q: np.ndarray) -> np.ndarray:
+        if searching[0]:
+            prepared_meanwhile.set()
+        return q
+
+    jobs = [ScoreJob(model, lambda q=q: prepare(q), 4, lambda s, r: r[0].tolist()) for q in queries]
+    futures = [scorer.submit(j) for j in jobs]
+    results = [f.result(timeout=10) for f in futures]
+    threads = list(scorer._threads)
+    scorer.close()
+    assert prepared_meanwhile.is_set()
+    assert not any(t.is_alive() for t in threads), "close() stops every thread"
+    for q, got in zip(queries, results, strict=True):
+        assert got == np.argsort(-(q @ vectors.T)[0])[:4].tolist()
