@@ -1,7 +1,7 @@
 """What the endpoints do, independent of HTTP: ingest events, recommend, find similar items.
 
 Handlers are async and only wait on I/O here; every model step, index search
-and aggregation runs in the scoring thread (``app.scorer``).
+and aggregation runs in the scoring threads (``app.scorer``).
 """
 
 from __future__ import annotations
