@@ -23,17 +23,16 @@ import re
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.routers.recommendations import router
+from app.routers.recommendations import DIVERSITY_MAX, SESSION_PATH, router
 from app.service import Query
 
 # The route this path stands in for, named in ``scope`` as routing would (metrics label by it).
-_ROUTE = next(r for r in router.routes if r.path == "/v1/sessions/{session_id}/recommendations")
+_ROUTE = next(r for r in router.routes if r.path == SESSION_PATH)
 # The route's own rules: a path segment of 1 to 128 characters, no control characters.
-_SESSION_PATH = re.compile(r"/v1/sessions/([^/\x00-\x1f\x7f]{1,128})/recommendations")
+_PLAIN_PATH = re.compile(r"/v1/sessions/([^/\x00-\x1f\x7f]{1,128})/recommendations")
 _INT = re.compile(rb"[0-9]{1,4}")
 _FLOAT = re.compile(rb"[0-9]{1,2}(?:\.[0-9]{1,9})?")
 _BOOL = {b"true": True, b"false": False, b"1": True, b"0": False}
-_DIVERSITY_MAX = 10.0  # as the route's Query(le=10.0)
 
 
 def plain_query(query_string: bytes, max_n: int) -> Query | None:
@@ -54,7 +53,7 @@ def plain_query(query_string: bytes, max_n: int) -> Query | None:
                 exclude_seen = _BOOL[value]
             else:
                 return None
-    if not 1 <= n <= max_n or diversity > _DIVERSITY_MAX:
+    if not 1 <= n <= max_n or diversity > DIVERSITY_MAX:
         return None
     return Query(n, diversity, exclude_seen)
 
@@ -67,7 +66,7 @@ class RecommendationsFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
-            match = _SESSION_PATH.fullmatch(scope["path"])
+            match = _PLAIN_PATH.fullmatch(scope["path"])
             if match is not None:
                 state = scope["app"].state
                 service = getattr(state, "service", None)

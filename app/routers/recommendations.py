@@ -12,6 +12,9 @@ from app.service import Query as RecQuery
 
 router = APIRouter(tags=["recommendations"])
 
+SESSION_PATH = "/v1/sessions/{session_id}/recommendations"
+DIVERSITY_MAX = 10.0  # the greedy aggregator's lambda; the fast path keeps to the same limit
+
 _ERRORS = {
     413: {"model": Problem, "description": "too many items in the request"},
     503: {"model": Problem, "description": "no model loaded yet"},
@@ -19,7 +22,7 @@ _ERRORS = {
 
 
 @router.get(
-    "/v1/sessions/{session_id}/recommendations",
+    SESSION_PATH,
     response_model=Recommendations,
     responses=_ERRORS,
 )
@@ -27,7 +30,7 @@ async def session_recommendations(
     service: ServiceDep,
     session_id: SessionIdPath,
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
-    diversity: Annotated[float, Query(ge=0.0, le=10.0)] = 0.0,
+    diversity: Annotated[float, Query(ge=0.0, le=DIVERSITY_MAX)] = 0.0,
     exclude_seen: bool = True,
 ) -> Response:
     """Top-n for the visit, from its model state; ``fallback`` says when popularity stood in."""
