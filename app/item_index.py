@@ -4,11 +4,17 @@ Exact (``IndexFlatIP``) by default; HNSW for large catalogs where exact search
 is the bottleneck (its recall against exact search is measured by the load
 benchmark). On a machine where ``faiss-gpu`` sees a GPU the index moves there
 (``index_device=auto``); the GPU index is always exact, which is fast there.
+
+CPU indexes answer concurrent searches from several scoring threads; FAISS's GPU
+indexes are not thread-safe even for searches (their GPU resources object is
+shared state), so there one lock lets one search through at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from typing import Literal
 
 import faiss
@@ -43,6 +49,9 @@ class ItemIndex:
             raise ValueError(f"item vectors must be a non-empty [n, d] array, got {vectors.shape}")
         self.size, self.dim = vectors.shape
         use_gpu = device == "gpu" or (device == "auto" and gpu_count() > 0)
+        self._one_at_a_time: contextlib.AbstractContextManager = (
+            threading.Lock() if use_gpu else contextlib.nullcontext()
+        )
         if use_gpu:
             if gpu_count() == 0:
                 raise IndexConfigError("index_device=gpu, but faiss sees no GPU (faiss-gpu?)")
@@ -70,7 +79,8 @@ class ItemIndex:
         requests of a micro-batch, share one pass over the index.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        return self.index.search(queries, k)
+        with self._one_at_a_time:
+            return self.index.search(queries, k)
 
     def vector(self, row: int) -> np.ndarray:
         """The stored vector of one item row, [d] float32."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from types import SimpleNamespace
 
 import faiss
@@ -53,6 +54,39 @@ def test_gpu_is_selected_when_faiss_sees_one(monkeypatch: pytest.MonkeyPatch) ->
     index = ItemIndex(vectors, kind="hnsw")  # auto: the GPU wins, exact there
     assert (index.kind, index.device, moved) == ("flat", "gpu", [(0, 4)])
     assert ItemIndex(vectors, device="cpu").device == "cpu"
+
+
+def test_gpu_index_takes_one_search_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAISS GPU indexes are not thread-safe: two scoring threads must not search at once."""
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: SimpleNamespace(), raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda r, d, index: index, raising=False)
+    vectors = np.eye(4, dtype=np.float32)
+    inside, most = [0], [0]
+
+    def watched(search):
+        def run(q, k):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.02)
+            inside[0] -= 1
+            return search(q, k)
+
+        return run
+
+    most_at_once = {}
+    for device in ("gpu", "cpu"):
+        index = ItemIndex(vectors, device=device)
+        index.index = SimpleNamespace(search=watched(index.index.search))
+        inside[0] = most[0] = 0
+        threads = [threading.Thread(target=index.search, args=(vectors[:1], 2)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        most_at_once[device] = most[0]
+    assert most_at_once["gpu"] == 1
+    assert most_at_once["cpu"] >= 2, "CPU indexes search concurrently"
 
 
 def test_gpu_requested_without_one_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
