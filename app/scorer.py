@@ -77,8 +77,9 @@ class Scorer:
             threading.Thread(target=self._run, name=f"nextitem-scorer-{i}", daemon=True)
             for i in range(threads)
         ]
-        self.batches = 0
+        self.batches = 0  # statistics, kept by every thread under one lock
         self.jobs = 0
+        self._counting = threading.Lock()
         for thread in self._threads:
             thread.start()
 
@@ -123,8 +124,9 @@ class Scorer:
         if self._on_start is not None:
             self._on_start()
         while (jobs := self._take_batch()) is not None:
-            self.batches += 1
-            self.jobs += len(jobs)
+            with self._counting:
+                self.batches += 1
+                self.jobs += len(jobs)
             outcomes: list[_Outcome] = []
             try:
                 self._score(jobs, outcomes)

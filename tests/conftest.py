@@ -43,9 +43,8 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix unique to this test; every key under it is deleted afterwards."""
+def _prefix_cleaned_after(redis_url: str) -> Iterator[str]:
+    """A unique key prefix; every key under it (and the retrain queue's) is deleted afterwards."""
     import redis
 
     prefix = f"nextitem-test:{uuid.uuid4().hex[:12]}"
@@ -59,6 +58,18 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     client.srem("rq:queues", f"rq:queue:{prefix}:retrain")
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test; every key under it is deleted afterwards."""
+    yield from _prefix_cleaned_after(redis_url)
+
+
+@pytest.fixture(scope="module")
+def module_redis_prefix(redis_url: str) -> Iterator[str]:
+    """The same, shared by one module's tests (for servers started once per module)."""
+    yield from _prefix_cleaned_after(redis_url)
 
 
 def shared_data_present(*folders: str) -> bool:

@@ -59,39 +59,28 @@ def test_anything_else_goes_to_the_route(qs: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def twin_servers(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, module_redis_prefix: str
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """The same model and Redis sessions served with and without the fast path."""
-    import uuid
-
-    import redis
-
     model_dir: Path = tmp_path_factory.mktemp("fastpath") / "models"
     write_tiny_checkpoint(model_dir)
-    prefix = f"nextitem-test-fastpath:{uuid.uuid4().hex[:8]}"
-    base = {"model_dir": model_dir, "redis_url": redis_url, "key_prefix": prefix}
-    try:
-        with (
-            LiveServer(Settings(**base, fast_path=True)) as fast,
-            LiveServer(Settings(**base, fast_path=False)) as slow,
-            httpx.Client(base_url=fast.url) as a,
-            httpx.Client(base_url=slow.url) as b,
-        ):
-            for click in (3, 17, 42, 8, 17):
-                ack = a.post("/v1/events", json={"session_id": "v1", "item_id": item_id(click)})
-                assert ack.status_code == 202
-            # the flags must matter for this visit, or a misread flag would go unseen
-            answers = [
-                a.get("/v1/sessions/v1/recommendations", params=p).json()["items"]
-                for p in ({}, {"exclude_seen": "false"}, {"diversity": "0.5"})
-            ]
-            assert answers[0] != answers[1] and answers[0] != answers[2]
-            yield a, b
-    finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
+    base = {"model_dir": model_dir, "redis_url": redis_url, "key_prefix": module_redis_prefix}
+    with (
+        LiveServer(Settings(**base, fast_path=True)) as fast,
+        LiveServer(Settings(**base, fast_path=False)) as slow,
+        httpx.Client(base_url=fast.url) as a,
+        httpx.Client(base_url=slow.url) as b,
+    ):
+        for click in (3, 17, 42, 8, 17):
+            ack = a.post("/v1/events", json={"session_id": "v1", "item_id": item_id(click)})
+            assert ack.status_code == 202
+        # the flags must matter for this visit, or a misread flag would go unseen
+        answers = [
+            a.get("/v1/sessions/v1/recommendations", params=p).json()["items"]
+            for p in ({}, {"exclude_seen": "false"}, {"diversity": "0.5"})
+        ]
+        assert answers[0] != answers[1] and answers[0] != answers[2]
+        yield a, b
 
 
 def _same_answer(qs: str, twins: tuple[httpx.Client, httpx.Client], session: str = "v1") -> int:
