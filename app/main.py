@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from app.admin_auth import admin_token
 from app.event_log import FileEventLog
-from app.fastpath import RecommendationsFastPath
+from app.fastpath import FastPath
 from app.jobs import JobQueue, LocalJobQueue, RqJobQueue, job_store, sync_client
 from app.metrics import Metrics
 from app.middleware import ServiceMiddleware
@@ -27,7 +27,13 @@ from app.model_watch import ModelWatcher
 from app.routers import admin, events, health, items, recommendations, sessions
 from app.scorer import Scorer
 from app.service import NoModel, Service
-from app.session_store import MemorySessionStore, RedisSessionStore, SessionStore, StoreUnavailable
+from app.session_store import (
+    STORE_DOWN_DETAIL,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+    StoreUnavailable,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,11 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "session store unreachable; nothing was recorded, retry later"},
-            status_code=503,
-            headers=retry,
-        )
+        return JSONResponse({"detail": STORE_DOWN_DETAIL}, status_code=503, headers=retry)
 
     @app.exception_handler(NoModel)
     async def _no_model(request: Request, exc: NoModel) -> JSONResponse:
@@ -133,6 +135,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (events, recommendations, sessions, items, health, admin):
         app.include_router(module.router)
     if settings.fast_path:  # added first: inside ServiceMiddleware, which times it too
-        app.add_middleware(RecommendationsFastPath)
+        app.add_middleware(FastPath)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app

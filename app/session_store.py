@@ -47,6 +47,10 @@ class StoreUnavailable(Exception):
     """The session store (Redis) cannot be reached; the caller should retry later."""
 
 
+# What a 503 says when the store is down (the application's handler and the fast path).
+STORE_DOWN_DETAIL = "session store unreachable; nothing was recorded, retry later"
+
+
 @dataclass(frozen=True)
 class SessionRecord:
     n_events: int

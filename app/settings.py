@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     )
     fast_path: bool = Field(
         True,
-        description="answer plainly written GET recommendation requests without the framework's "
-        "per-request routing and validation (the rest still go through it)",
+        description="answer plainly written recommendation requests and single events without "
+        "the framework's per-request routing and validation (the rest still go through it)",
     )
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads of the process (unset = torch default)"

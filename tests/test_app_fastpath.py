@@ -1,8 +1,9 @@
-"""The recommendations fast path: it reads only plainly written requests, and for those it
-answers exactly as the FastAPI route does (the route handles everything else)."""
+"""The fast path: it reads only plainly written recommendation requests and events, and for
+those it answers exactly as the FastAPI routes do (the routes handle everything else)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_app_support import LiveServer, item_id, write_tiny_checkpoint
+from test_app_support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
-from app.fastpath import plain_query
+from app.fastpath import plain_event, plain_query
 from app.service import Query
 from app.settings import Settings
 
@@ -158,6 +159,189 @@ def test_fast_path_is_timed_under_the_routes_name(
 
 def _served(client: httpx.Client) -> float:
     label = 'route="/v1/sessions/{session_id}/recommendations",status="200"'
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("nextitem_request_seconds_count") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"session_id": "s", "item_id": 42}',
+        b'{"session_id": "s", "item_id": "42", "event_type": "cart", "event_id": "e1"}',
+        b'{"session_id": "s", "item_id": 1, "timestamp": 1700000000.5}',
+        b'{"session_id": "s", "item_id": 1, "timestamp": "2026-11-23T10:00:00Z"}',
+    ],
+)
+def test_valid_events_are_read(body: bytes) -> None:
+    event = plain_event(body)
+    assert event is not None and event.session_id == "s"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'"s"',
+        b"\xff\xfe",
+        b'{"session_id": "s"}',  # no item
+        b'{"session_id": "s", "item_id": 4.0}',  # a float is no item id
+        b'{"session_id": "s", "item_id": 1, "extra": 1}',
+        b'{"session_id": "a\\u0001b", "item_id": 1}',  # a control character
+        b'{"session_id": "s", "item_id": 1, "event_type": "like"}',
+    ],
+)
+def test_invalid_events_go_to_the_route(body: bytes) -> None:
+    assert plain_event(body) is None
+
+
+@pytest.fixture(scope="module")
+def event_twins(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, module_redis_prefix: str
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Servers with and without the fast path, each with its own sessions (a repeated
+    event id must be new to both)."""
+    model_dir: Path = tmp_path_factory.mktemp("fastpath-events") / "models"
+    write_tiny_checkpoint(model_dir)
+    base = {"model_dir": model_dir, "redis_url": redis_url}
+    with (
+        LiveServer(Settings(**base, key_prefix=f"{module_redis_prefix}:f", fast_path=True)) as f,
+        LiveServer(Settings(**base, key_prefix=f"{module_redis_prefix}:s", fast_path=False)) as s,
+        httpx.Client(base_url=f.url) as a,
+        httpx.Client(base_url=s.url) as b,
+    ):
+        yield a, b
+
+
+def _same_ack(
+    body: bytes, twins: tuple[httpx.Client, httpx.Client], headers: dict[str, str] | None = None
+) -> int:
+    headers = {"content-type": "application/json"} if headers is None else headers
+    fast, slow = (c.post("/v1/events", content=body, headers=headers) for c in twins)
+    assert fast.status_code == slow.status_code, (body, fast.text, slow.text)
+    assert fast.json() == slow.json(), body
+    assert fast.headers["content-type"] == slow.headers["content-type"]
+    return fast.status_code
+
+
+def _visit(client: httpx.Client, session: str) -> tuple[int, list[str]]:
+    view = client.get(f"/v1/sessions/{session}")
+    if view.status_code == 404:
+        return 0, []
+    return view.json()["n_events"], view.json()["items"]
+
+
+def test_fast_path_logs_events_as_the_route(event_twins: tuple[httpx.Client, httpx.Client]) -> None:
+    fast, slow = event_twins
+    clicks = [
+        {"session_id": "ev1", "item_id": item_id(3)},
+        {"session_id": "ev1", "item_id": str(item_id(5)), "event_id": "x1"},
+        {"session_id": "ev1", "item_id": item_id(7), "event_id": "x1"},  # a repeat: not appended
+        {"session_id": "ev1", "item_id": "not-in-catalog", "event_type": "purchase"},
+    ]
+    statuses = []
+    for click in clicks:
+        assert _same_ack(json.dumps(click).encode(), event_twins) == 202
+        again = {k: f"{v}-2" if k in ("session_id", "event_id") else v for k, v in click.items()}
+        statuses.append(fast.post("/v1/events", json=again).json())
+    assert [s["status"] for s in statuses] == ["logged", "logged", "duplicate", "logged"]
+    assert [s["known_item"] for s in statuses] == [True, True, True, False]
+    items = [str(item_id(3)), str(item_id(5)), "not-in-catalog"]
+    assert _visit(fast, "ev1") == _visit(slow, "ev1") == (3, items)
+    assert _visit(fast, "ev1-2") == (3, items)
+
+
+def test_fast_path_leaves_odd_requests_to_the_route(
+    event_twins: tuple[httpx.Client, httpx.Client],
+) -> None:
+    body = json.dumps({"session_id": "odd", "item_id": item_id(2)}).encode()
+    # no content type, another JSON type, a form type: the route decides
+    for headers in (
+        {},
+        {"content-type": "application/json; charset=utf-8"},
+        {"content-type": "text/plain"},
+    ):
+        _same_ack(body, event_twins, headers=headers)
+    # a chunked body (no Content-Length)
+    fast, slow = (
+        [
+            c.post(
+                "/v1/events",
+                content=iter([body[:9], body[9:]]),
+                headers={"content-type": "application/json"},
+            )
+        ]
+        for c in event_twins
+    )
+    assert fast[0].status_code == slow[0].status_code == 202
+    # a body too large for an event, but under the service's limit
+    big = json.dumps({"session_id": "odd", "item_id": item_id(2), "pad": "x" * 5000}).encode()
+    assert _same_ack(big, event_twins) == 422
+    assert _visit(event_twins[0], "odd") == _visit(event_twins[1], "odd")
+
+
+_TEXT = st.sampled_from(["s", "vis-1", "", "a\u0001b", "x" * 129, "été", 7, None, 1.5, True, [1]])
+_EVENT = st.fixed_dictionaries(
+    {},
+    optional={
+        "session_id": _TEXT,
+        "item_id": st.one_of(_TEXT, st.sampled_from([item_id(1), str(item_id(2)), -1, 2**63])),
+        "timestamp": st.sampled_from([0, 1.7e9, "2026-11-23T10:00:00", "yesterday", None, -1e20]),
+        "event_type": st.sampled_from(["view", "cart", "purchase", "VIEW", None, 1]),
+        "event_id": _TEXT,
+        "extra": st.just(1),
+    },
+)
+_BODY = st.one_of(
+    _EVENT.map(lambda e: json.dumps(e).encode()),
+    st.sampled_from([b"", b"{", b"[]", b"null", b"\xff", b'{"session_id": "s", "session_id": 1}']),
+)
+
+
+@given(body=_BODY)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_event_body_gets_the_routes_answer(
+    body: bytes, event_twins: tuple[httpx.Client, httpx.Client]
+) -> None:
+    _same_ack(body, event_twins)
+
+
+def test_fast_path_events_are_timed_under_the_routes_name(
+    event_twins: tuple[httpx.Client, httpx.Client],
+) -> None:
+    fast, _ = event_twins
+    label = 'method="POST",route="/v1/events",status="202"'
+    before = _count(fast, label)
+    for _ in range(3):
+        assert fast.post("/v1/events", json={"session_id": "m", "item_id": 1}).status_code == 202
+    assert _count(fast, label) == before + 3
+
+
+def test_store_down_gives_the_routes_503(tmp_path: Path) -> None:
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    base = {"model_dir": model_dir, "redis_url": nobody, "retry_after_seconds": 3}
+    with (
+        LiveServer(Settings(**base, fast_path=True)) as f,
+        LiveServer(Settings(**base, fast_path=False)) as s,
+        httpx.Client(base_url=f.url) as a,
+        httpx.Client(base_url=s.url) as b,
+    ):
+        body = json.dumps({"session_id": "s", "item_id": item_id(1)}).encode()
+        assert _same_ack(body, (a, b)) == 503
+        down = a.post("/v1/events", content=body, headers={"content-type": "application/json"})
+        assert down.headers["retry-after"] == "3"
+        assert down.content == b.post("/v1/events", json=json.loads(body)).content
+
+
+def _count(client: httpx.Client, label: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith("nextitem_request_seconds_count") and label in line:
             return float(line.rsplit(" ", 1)[1])
