@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Session-based recommendations: events in, what-next out.",
         version="1",
         lifespan=lifespan,
+        telemetry={kind: settings.opentelemetry for kind in ("tracing", "metrics", "logs")},
     )
     app.state.settings = settings
     app.state.metrics = metrics
