@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,17 +42,30 @@ _ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors: (.*)")
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(url: str, script: Path | None, connections: int, threads: int, seconds: int) -> dict:
+    """wrk's figures, and the cores wrk itself took meanwhile (it shares the machine)."""
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script is not None:
         cmd[1:1] = ["-s", str(script)]
+    cpu, t0 = _children_cpu_seconds(), time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    load_cores = (_children_cpu_seconds() - cpu) / (time.perf_counter() - t0)
     latency = {f"p{q}_ms": float(v) * _UNIT[u] for q, v, u in _LATENCY.findall(out)}
     errors = [m.group(0) for m in _ERRORS.finditer(out)]
     rps = _RPS.search(out)
     if rps is None:
         raise RuntimeError(f"could not read wrk output:\n{out}")
-    return {"rps": float(rps.group(1)), **latency, "errors": errors}
+    return {
+        "rps": float(rps.group(1)),
+        **latency,
+        "errors": errors,
+        "load_generator_cores": round(load_cores, 2),
+    }
 
 
 def _lua_get(n_sessions: int, n: int) -> str:
@@ -120,7 +134,12 @@ def _free_port() -> int:
 
 
 def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, efc: int) -> dict:
-    """Recall@20 of HNSW against exact search, and queries/s of both (single and batched)."""
+    """Recall@20 of HNSW against exact search, and queries/s of both.
+
+    Single queries run on one core (FAISS does not split a query); batches of
+    32 both on one core (``_1thread``) and on all cores (FAISS's OpenMP threads
+    share a batch's queries), so the endpoint can be held against either.
+    """
     import faiss
 
     flat = faiss.IndexFlatIP(vectors.shape[1])
@@ -135,13 +154,20 @@ def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, ef
     _, approx = hnsw.search(queries, 20)
     recall = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(approx, exact, strict=True)])
     out: dict[str, Any] = {"recall@20": float(recall), "hnsw_build_s": round(build, 2)}
-    for name, index in (("flat", flat), ("hnsw", hnsw)):
-        for batch in (1, 32):
-            n = min(len(queries), 2000 if batch == 1 and name == "flat" else 8000)
-            t0 = time.perf_counter()
-            for s in range(0, n, batch):
-                index.search(queries[s : s + batch], 20)
-            out[f"{name}_qps_batch{batch}"] = round(n / (time.perf_counter() - t0), 1)
+    all_threads = faiss.omp_get_max_threads()
+    runs = ((1, 1, ""), (32, 1, "_1thread"), (32, all_threads, ""))
+    try:
+        for name, index in (("flat", flat), ("hnsw", hnsw)):
+            for batch, threads, suffix in runs:
+                faiss.omp_set_num_threads(threads)
+                n = min(len(queries), 2000 if name == "flat" and threads == 1 else 8000)
+                t0 = time.perf_counter()
+                for s in range(0, n, batch):
+                    index.search(queries[s : s + batch], 20)
+                out[f"{name}_qps_batch{batch}{suffix}"] = round(n / (time.perf_counter() - t0), 1)
+    finally:
+        faiss.omp_set_num_threads(all_threads)
+    out["search_threads_all"] = all_threads
     return out
 
 
@@ -269,6 +295,12 @@ def bench_api(
         )
     console.print(table)
     console.print(f"search in-process ({len(q)} session queries, d={q.shape[1]}): {search}")
+    in_process = _endpoint_against_search(search, index, len(queries[0]), results)
+    console.print(
+        f"endpoint against the same searches in-process (K={len(queries[0])} queries per "
+        f"recommendation, wrk took {results['recommendations_batched']['load_generator_cores']} "
+        f"cores): {in_process}"
+    )
     console.print(f"Redis memory per live session: {memory}")
     setup = {
         "workers": 1,
@@ -297,9 +329,30 @@ def bench_api(
             split={"part": "test", "seed": seed},
             http=results,
             search=search,
+            in_process=in_process,
             redis_memory=memory,
         )
         write_json(json_out, rec)
+
+
+def _endpoint_against_search(
+    search: dict[str, Any], index: str, k: int, results: dict[str, Any]
+) -> dict[str, float]:
+    """Recommendations/s the served index's searches alone allow in-process (K queries
+    each), one query at a time, batched on one core, batched on all cores, and the
+    endpoint's throughput as a fraction of each."""
+    served = "hnsw" if index == "hnsw" else "flat"
+    endpoint = results["recommendations_batched"]["rps"]
+    out: dict[str, float] = {}
+    for label, key in (
+        ("single_one_core", "batch1"),
+        ("batched_one_core", "batch32_1thread"),
+        ("batched_all_cores", "batch32"),
+    ):
+        per_s = search[f"{served}_qps_{key}"] / k
+        out[f"{label}_per_s"] = round(per_s, 1)
+        out[f"endpoint_x_{label}"] = round(endpoint / per_s, 3)
+    return out
 
 
 KEYS = ("sess", "state")
