@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.search_batch_max,
             on_start=lambda: limit_threads(settings),
             threads=settings.search_workers,
+            metrics=metrics,
         )
         try:
             await asyncio.to_thread(registry.load_current)

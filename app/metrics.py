@@ -48,6 +48,25 @@ class Metrics:
             registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
         )
+        # Whether the scoring threads are the bottleneck, and what to change if so:
+        # busy / (elapsed x threads) near 1 asks for more NEXTITEM_SEARCH_WORKERS or a
+        # cheaper search; search / busy tells the index's share from the model's.
+        self.scorer_batch_jobs = Histogram(
+            "nextitem_scorer_batch_jobs",
+            "requests scored together in one micro-batch",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        self.scorer_busy = Counter(
+            "nextitem_scorer_busy_seconds",
+            "time the scoring threads spent on batches (all threads together)",
+            registry=self.registry,
+        )
+        self.scorer_search = Counter(
+            "nextitem_scorer_search_seconds",
+            "the part of the busy time spent in index searches",
+            registry=self.registry,
+        )
         self.store_up = Gauge(
             "nextitem_store_up",
             "1 when the session store answered its last call",

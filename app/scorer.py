@@ -26,6 +26,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from app.metrics import Metrics
 from app.model_registry import ServingModel
 
 log = logging.getLogger(__name__)
@@ -66,12 +68,14 @@ class Scorer:
         max_batch: int = 64,
         on_start: Callable[[], None] | None = None,
         threads: int = 1,
+        metrics: Metrics | None = None,
     ) -> None:
         """``on_start`` runs first in each scoring thread (OpenMP thread limits are per thread)."""
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.max_batch = max_batch
         self._on_start = on_start
+        self._metrics = metrics
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"nextitem-scorer-{i}", daemon=True)
@@ -128,16 +132,23 @@ class Scorer:
                 self.batches += 1
                 self.jobs += len(jobs)
             outcomes: list[_Outcome] = []
+            start, searching = time.perf_counter(), 0.0
             try:
-                self._score(jobs, outcomes)
+                searching = self._score(jobs, outcomes)
             except Exception as exc:  # never let one bad batch stop the thread
                 log.exception("scoring batch failed")
                 done = {id(job) for job, _, _ in outcomes}
                 outcomes += [(job, None, exc) for job in jobs if id(job) not in done]
+            if self._metrics is not None:  # per batch, not per request; before the answers
+                self._metrics.scorer_batch_jobs.observe(len(jobs))
+                self._metrics.scorer_busy.inc(time.perf_counter() - start)
+                self._metrics.scorer_search.inc(searching)
             _deliver(outcomes)
 
     @staticmethod
-    def _score(jobs: list[ScoreJob], outcomes: list[_Outcome]) -> None:
+    def _score(jobs: list[ScoreJob], outcomes: list[_Outcome]) -> float:
+        """Score ``jobs`` into ``outcomes``; the seconds spent searching."""
+        searching = 0.0
         ready: list[tuple[ScoreJob, np.ndarray]] = []
         for job in jobs:
             if job.cancelled():
@@ -153,7 +164,9 @@ class Scorer:
         for group in by_model.values():
             index = group[0][0].model.index
             k = min(max(job.k for job, _ in group), index.size)
+            t0 = time.perf_counter()
             scores, rows = index.search(np.concatenate([q for _, q in group]), k)
+            searching += time.perf_counter() - t0
             start = 0
             for job, q in group:
                 end = start + len(q)
@@ -163,6 +176,7 @@ class Scorer:
                 except Exception as exc:
                     outcomes.append((job, None, exc))
                 start = end
+        return searching
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:

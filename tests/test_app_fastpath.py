@@ -346,3 +346,21 @@ def _count(client: httpx.Client, label: str) -> float:
         if line.startswith("nextitem_request_seconds_count") and label in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_scoring_metrics_are_served(twin_servers: tuple[httpx.Client, httpx.Client]) -> None:
+    fast, _ = twin_servers
+
+    def sample(name: str) -> float:
+        for line in fast.get("/metrics").text.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = [sample(f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
+    busy = sample("nextitem_scorer_busy_seconds_total")
+    for _ in range(3):  # one after another: three batches of one job
+        assert fast.get("/v1/sessions/v1/recommendations?n=2").status_code == 200
+    after = [sample(f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
+    assert after == [before[0] + 3, before[1] + 3]
+    assert sample("nextitem_scorer_busy_seconds_total") > busy

@@ -13,6 +13,7 @@ import pytest
 
 import app.item_index as item_index
 from app.item_index import IndexConfigError, ItemIndex
+from app.metrics import Metrics
 from app.scorer import ScoreJob, Scorer
 from models.aggregators import max_score
 
@@ -222,3 +223,43 @@ def test_two_scoring_threads_overlap_a_search_with_the_next_batch() -> None:
     assert not any(t.is_alive() for t in threads), "close() stops every thread"
     for q, got in zip(queries, results, strict=True):
         assert got == np.argsort(-(q @ vectors.T)[0])[:4].tolist()
+
+
+def test_scorer_reports_batches_busy_and_search_time() -> None:
+    """The scoring metrics: one histogram sample per batch (its job count), busy time that
+    includes the search time, the search time at least what the index took."""
+    vectors = np.eye(6, dtype=np.float32)
+    index = ItemIndex(vectors, device="cpu")
+    gate, searching = threading.Event(), threading.Event()
+    real_search = index.search
+
+    def slow_search(q, k):
+        searching.set()
+        gate.wait(5)
+        time.sleep(0.05)
+        return real_search(q, k)
+
+    index.search = slow_search
+    model = _Model(index=index)
+    metrics = Metrics()
+    scorer = Scorer(max_batch=64, metrics=metrics)
+
+    def job(row: int) -> ScoreJob:
+        return ScoreJob(model, lambda: vectors[row : row + 1], 2, lambda s, r: r[0].tolist())
+
+    futures = [scorer.submit(job(0))]
+    assert searching.wait(5)
+    futures += [scorer.submit(job(r)) for r in range(1, 5)]  # they wait for the first
+    gate.set()
+    assert [f.result(timeout=10)[0] for f in futures] == [0, 1, 2, 3, 4]
+    scorer.close()
+
+    def value(name: str, labels: dict | None = None) -> float:
+        return metrics.registry.get_sample_value(name, labels or {})
+
+    assert value("nextitem_scorer_batch_jobs_count") == 2  # the first alone, then four
+    assert value("nextitem_scorer_batch_jobs_sum") == 5
+    assert value("nextitem_scorer_batch_jobs_bucket", {"le": "1.0"}) == 1
+    assert value("nextitem_scorer_batch_jobs_bucket", {"le": "4.0"}) == 2
+    search = value("nextitem_scorer_search_seconds_total")
+    assert 0.1 <= search <= value("nextitem_scorer_busy_seconds_total")
