@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +42,10 @@ _EVENTS_PATH = "/v1/events"
 _EVENT_ROUTE = next(r for r in events.router.routes if r.path == _EVENTS_PATH)
 # An event is a few hundred bytes; larger bodies (and chunked ones) take the route.
 _EVENT_BODY_MAX = 4096
+# The body of the 503 the application's handler gives, byte for byte.
+_STORE_DOWN = json.dumps(
+    {"detail": STORE_DOWN_DETAIL}, ensure_ascii=False, separators=(",", ":")
+).encode()
 # The route's own rules: a path segment of 1 to 128 characters, no control characters.
 _PLAIN_PATH = re.compile(r"/v1/sessions/([^/\x00-\x1f\x7f]{1,128})/recommendations")
 _INT = re.compile(rb"[0-9]{1,4}")
@@ -178,13 +181,7 @@ class FastPath:
         try:
             ack = (await service.ingest([event]))[0]
         except StoreUnavailable:
-            retry: Any = str(service.settings.retry_after_seconds).encode()
+            retry = str(service.settings.retry_after_seconds).encode()
             await _respond(send, 503, _STORE_DOWN, [(b"retry-after", retry)])
             return
         await _respond(send, 202, ack.model_dump_json().encode())
-
-
-# The body of the 503 the application's handler gives, byte for byte.
-_STORE_DOWN = json.dumps(
-    {"detail": STORE_DOWN_DETAIL}, ensure_ascii=False, separators=(",", ":")
-).encode()

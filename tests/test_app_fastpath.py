@@ -159,8 +159,13 @@ def test_fast_path_is_timed_under_the_routes_name(
 
 def _served(client: httpx.Client) -> float:
     label = 'route="/v1/sessions/{session_id}/recommendations",status="200"'
+    return _metric(client, "nextitem_request_seconds_count", label)
+
+
+def _metric(client: httpx.Client, name: str, label: str = "") -> float:
+    """A sample of the served metrics (0 before its first observation)."""
     for line in client.get("/metrics").text.splitlines():
-        if line.startswith("nextitem_request_seconds_count") and label in line:
+        if line.startswith((f"{name} ", f"{name}{{")) and label in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -317,10 +322,10 @@ def test_fast_path_events_are_timed_under_the_routes_name(
 ) -> None:
     fast, _ = event_twins
     label = 'method="POST",route="/v1/events",status="202"'
-    before = _count(fast, label)
+    before = _metric(fast, "nextitem_request_seconds_count", label)
     for _ in range(3):
         assert fast.post("/v1/events", json={"session_id": "m", "item_id": 1}).status_code == 202
-    assert _count(fast, label) == before + 3
+    assert _metric(fast, "nextitem_request_seconds_count", label) == before + 3
 
 
 def test_store_down_gives_the_routes_503(tmp_path: Path) -> None:
@@ -341,26 +346,12 @@ def test_store_down_gives_the_routes_503(tmp_path: Path) -> None:
         assert down.content == b.post("/v1/events", json=json.loads(body)).content
 
 
-def _count(client: httpx.Client, label: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("nextitem_request_seconds_count") and label in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_scoring_metrics_are_served(twin_servers: tuple[httpx.Client, httpx.Client]) -> None:
     fast, _ = twin_servers
-
-    def sample(name: str) -> float:
-        for line in fast.get("/metrics").text.splitlines():
-            if line.startswith(f"{name} "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    before = [sample(f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
-    busy = sample("nextitem_scorer_busy_seconds_total")
+    before = [_metric(fast, f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
+    busy = _metric(fast, "nextitem_scorer_busy_seconds_total")
     for _ in range(3):  # one after another: three batches of one job
         assert fast.get("/v1/sessions/v1/recommendations?n=2").status_code == 200
-    after = [sample(f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
+    after = [_metric(fast, f"nextitem_scorer_batch_jobs_{s}") for s in ("count", "sum")]
     assert after == [before[0] + 3, before[1] + 3]
-    assert sample("nextitem_scorer_busy_seconds_total") > busy
+    assert _metric(fast, "nextitem_scorer_busy_seconds_total") > busy
