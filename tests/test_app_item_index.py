@@ -100,6 +100,25 @@ class _Model(SimpleNamespace):
     """The part of a ServingModel the scorer uses."""
 
 
+def _hold_searches(index: ItemIndex, pause: float = 0.0) -> tuple[threading.Event, threading.Event]:
+    """Make ``index`` searches wait for the returned gate; the other event says one began.
+
+    A held search keeps the scoring thread busy, so the jobs submitted meanwhile queue
+    up into one batch. ``pause`` adds that long to every search once the gate opens.
+    """
+    gate, searching = threading.Event(), threading.Event()
+    real_search = index.search
+
+    def held_search(q, k):
+        searching.set()
+        gate.wait(5)
+        time.sleep(pause)
+        return real_search(q, k)
+
+    index.search = held_search
+    return gate, searching
+
+
 def test_scorer_batches_waiting_jobs_and_keeps_results_apart() -> None:
     rng = np.random.default_rng(2)
     vectors = rng.standard_normal((300, 8)).astype(np.float32)
@@ -142,15 +161,7 @@ def test_scorer_hands_async_results_back_once_per_batch() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((50, 8)).astype(np.float32)
     index = ItemIndex(vectors, device="cpu")
-    gate, searching = threading.Event(), threading.Event()
-    real_search = index.search
-
-    def held_search(q, k):
-        searching.set()
-        gate.wait(5)
-        return real_search(q, k)
-
-    index.search = held_search
+    gate, searching = _hold_searches(index)
     model = _Model(index=index)
     scorer = Scorer(max_batch=64)
     queries = [rng.standard_normal((1, 8)).astype(np.float32) for _ in range(6)]
@@ -230,16 +241,7 @@ def test_scorer_reports_batches_busy_and_search_time() -> None:
     includes the search time, the search time at least what the index took."""
     vectors = np.eye(6, dtype=np.float32)
     index = ItemIndex(vectors, device="cpu")
-    gate, searching = threading.Event(), threading.Event()
-    real_search = index.search
-
-    def slow_search(q, k):
-        searching.set()
-        gate.wait(5)
-        time.sleep(0.05)
-        return real_search(q, k)
-
-    index.search = slow_search
+    gate, searching = _hold_searches(index, pause=0.05)
     model = _Model(index=index)
     metrics = Metrics()
     scorer = Scorer(max_batch=64, metrics=metrics)
