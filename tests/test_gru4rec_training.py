@@ -287,6 +287,53 @@ def test_tune_searches_on_a_split_of_the_training_data() -> None:
     assert study.best_value > 0.5 and 0.05 <= study.best_params["learning_rate"] <= 0.2
 
 
+def test_tune_runs_queued_points_first_and_keeps_each_trials_best_epoch() -> None:
+    from training.gru4rec.tune import Dimension, tune
+
+    ds = Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(12)),
+        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
+    )
+    epochs = []
+    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
+    study, _ = tune(
+        ds,
+        space,
+        {**TINY, "n_epochs": 3},
+        n_trials=2,
+        metric="mrr@20",
+        enqueue=[{"learning_rate": 0.15}, {"learning_rate": 0.05}],
+        on_epoch=lambda number, stats: epochs.append((number, stats.epoch, stats.metrics)),
+    )
+    assert [t.params["learning_rate"] for t in study.trials] == [0.15, 0.05]
+    assert [(n, e) for n, e, _ in epochs] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    for trial in study.trials:
+        curve = trial.user_attrs["curve"]
+        assert curve == [m for n, _, m in epochs if n == trial.number]
+        best = trial.user_attrs["n_epochs"]
+        assert trial.value == curve[best - 1]["mrr@20"] == max(m["mrr@20"] for m in curve)
+        assert trial.user_attrs["metrics"] == curve[best - 1]
+
+
+def test_best_epoch_is_the_earliest_maximum() -> None:
+    from training.gru4rec.tune import best_epoch
+
+    curve = [{"mrr@20": 0.1}, {"mrr@20": 0.3}, {"mrr@20": 0.2}, {"mrr@20": 0.3}]
+    assert best_epoch(curve, "mrr@20") == 2
+    assert best_epoch(curve[:1], "mrr@20") == 1
+
+
+def test_a_queued_point_outside_the_space_is_refused() -> None:
+    from training.gru4rec.tune import Dimension, check_enqueued
+
+    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
+    check_enqueued(space, [{"learning_rate": 0.1}])
+    with pytest.raises(ParamError, match=r"n_sample.*--fixed"):
+        check_enqueued(space, [{"learning_rate": 0.1, "n_sample": 64}])
+
+
 @needs_shared_data
 def test_train_command_writes_checkpoint_and_record(tmp_path) -> None:
     import json

@@ -220,7 +220,11 @@ def tune_gru4rec(
     dataset: str = typer.Option(..., help="registered name or FORMAT:PATH"),
     space: str = typer.Option("gru4rec_bprmax", help="space file or bundled name"),
     fixed: list[str] = typer.Option([], help=PARAMS_HELP + " (fixed during the search)"),
-    trials: int = typer.Option(50, min=1),
+    trials: int = typer.Option(50, min=1, help="trials in all, queued ones included"),
+    enqueue: list[str] = typer.Option(
+        [],
+        help="k=v,... a point of the space to try first (e.g. the published best); repeat",
+    ),
     metric: str = typer.Option("recall@20", help="recall@20 or mrr@20"),
     seed: int = typer.Option(42, help="sampler and training seed"),
     valid_fraction: float = typer.Option(0.1, help="tail of train held out when no valid part"),
@@ -245,8 +249,16 @@ def tune_gru4rec(
     fixed_params.setdefault("seed", seed)
     for d in dims:
         fixed_params.pop(d.name, None)
+    points = [parse_params(spec) for spec in enqueue]
     ds = load_dataset(dataset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def epoch_line(number: int, stats: EpochStats) -> None:
+        console.print(
+            f"  trial {number} epoch {stats.epoch}: loss {stats.loss:.4f}  "
+            f"{stats.events_per_second:,.0f} events/s  valid recall@20 "
+            f"{stats.metrics['recall@20']:.4f} mrr@20 {stats.metrics['mrr@20']:.4f}"
+        )
 
     def show(number: int, values: dict, metrics: dict) -> None:
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
@@ -257,11 +269,28 @@ def tune_gru4rec(
 
     t0 = time.perf_counter()
     study, how = tune(
-        ds, dims, fixed_params, trials, metric, seed, valid_fraction, show, compile_loss
+        ds,
+        dims,
+        fixed_params,
+        trials,
+        metric,
+        seed,
+        valid_fraction,
+        show,
+        compile_loss,
+        enqueue=points,
+        on_epoch=epoch_line,
     )
-    best = {**fixed_params, **study.best_params}
+    best = {
+        **fixed_params,
+        **study.best_params,
+        "n_epochs": study.best_trial.user_attrs["n_epochs"],
+    }
     console.print(f"validation: {how}")
-    console.print(f"best {metric} {study.best_value:.4f}: {json.dumps(study.best_params)}")
+    console.print(
+        f"best {metric} {study.best_value:.4f} at epoch {best['n_epochs']}: "
+        f"{json.dumps(study.best_params)}"
+    )
     if json_out:
         rec = record(
             model="gru4rec",
@@ -272,7 +301,13 @@ def tune_gru4rec(
             seconds={"tune": time.perf_counter() - t0},
             split={"validation": how},
             trials=[
-                {"number": t.number, "params": t.params, "metrics": t.user_attrs.get("metrics")}
+                {
+                    "number": t.number,
+                    "params": t.params,
+                    "n_epochs": t.user_attrs.get("n_epochs"),
+                    "metrics": t.user_attrs.get("metrics"),
+                    "curve": t.user_attrs.get("curve"),
+                }
                 for t in study.trials
             ],
         )

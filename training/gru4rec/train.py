@@ -61,6 +61,7 @@ class EpochStats:
     seconds: float
     events: int
     cpu_seconds: float = float("nan")  # process CPU time: a load-robust view of the cost
+    metrics: dict[str, float] = field(default_factory=dict)  # validation after this epoch
 
     def summary(self) -> dict[str, float]:
         """The per-epoch figures reported in checkpoints and JSON records."""
@@ -70,6 +71,7 @@ class EpochStats:
             "seconds": self.seconds,
             "events_per_second": self.events_per_second,
             "events_per_cpu_second": self.events_per_cpu_second,
+            **self.metrics,
         }
 
     @property
@@ -243,6 +245,7 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
     *,
+    validate: Callable[[GRU4Rec], dict[str, float]] | None = None,
     world: World | None = None,
     device: str | torch.device | None = None,
     compile_loss: bool = False,
@@ -256,6 +259,9 @@ def train(
     ``compile_loss`` compiles the loss for full mini-batches (about 20 s once,
     counted in ``setup_seconds``; same values, a faster step: worth it for
     real runs, not for tiny ones).
+    ``validate`` scores the model after every epoch (rank 0, outside the epoch's
+    timing) into ``EpochStats.metrics``: the epoch curve that lets a search pick
+    ``n_epochs`` from one run instead of one run per value.
     """
     t0 = time.perf_counter()
     if world is None:
@@ -296,6 +302,9 @@ def train(
             step, schedule, n_steps, store, epoch, params, progress and main, result.step_losses
         )
         result.epochs.append(stats)
+        if validate and main:
+            stats.metrics = validate(model)
+            model.train()
         if on_epoch and main:
             on_epoch(stats)
     model.eval()

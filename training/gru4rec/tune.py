@@ -5,26 +5,31 @@ parspaces): one table per parameter with ``type`` int|float|categorical,
 ``low``/``high``/``step``/``log`` or ``values``. Every trial trains on the
 training part of a validation split carved from the TRAINING data (the
 dataset's own ``train_tr``/``valid`` when it has them, else the last sessions
-of ``train``), never the test set.
+of ``train``), never the test set. Each trial is scored on the validation
+split after every epoch and keeps its best epoch, so ``n_epochs`` is chosen by
+early stopping rather than by one trial per value. Known good points (the
+published best parameters, say) can be queued as the first trials.
 """
 
 from __future__ import annotations
 
+import copy
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from models.gru4rec import GRU4Rec
 from training.data import Dataset
 from training.data.preprocess import holdout_tail
 from training.data.sessions import Sessions
 from training.evaluation import NextItemTask
 from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.params import PARAMS_DIR, GRU4RecParams, from_dict
-from training.gru4rec.train import train
+from training.gru4rec.train import EpochStats, train
 from training.params import ParamError
 
 
@@ -85,6 +90,24 @@ def validation_split(ds: Dataset, fraction: float = 0.1) -> tuple[Sessions, Sess
     return train_part, valid, f"train minus its last {fraction:.0%} of sessions -> those sessions"
 
 
+def check_enqueued(space: list[Dimension], points: Sequence[dict[str, Any]]) -> None:
+    """A queued point must name only the space's dimensions (others belong in ``fixed``)."""
+    names = {d.name for d in space}
+    for point in points:
+        unknown = sorted(set(point) - names)
+        if unknown:
+            raise ParamError(
+                f"queued trial sets {', '.join(unknown)}, which the space does not search "
+                f"(it searches {', '.join(sorted(names))}); fix those with --fixed instead"
+            )
+
+
+def best_epoch(curve: Sequence[dict[str, float]], metric: str) -> int:
+    """1-based epoch with the highest ``metric``; the earliest one on ties."""
+    values = [m[metric] for m in curve]
+    return values.index(max(values)) + 1
+
+
 def tune(
     ds: Dataset,
     space: list[Dimension],
@@ -95,21 +118,47 @@ def tune(
     valid_fraction: float = 0.1,
     on_trial: Callable[[int, dict[str, Any], dict[str, float]], None] | None = None,
     compile_loss: bool = False,
+    enqueue: Sequence[dict[str, Any]] = (),
+    on_epoch: Callable[[int, EpochStats], None] | None = None,
 ) -> tuple[optuna.Study, str]:
-    """Maximise ``metric`` on the validation split; returns the study and the split description."""
+    """Maximise ``metric`` on the validation split; returns the study and the split description.
+
+    A trial's value is its best epoch's ``metric``; its user attributes hold that
+    epoch (``n_epochs``), its metrics and the whole validation curve.
+    """
+    check_enqueued(space, enqueue)
     train_part, valid, how = validation_split(ds, valid_fraction)
     task = NextItemTask.from_sessions(valid)
+
+    def validate(model: GRU4Rec) -> dict[str, float]:
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        scored = model if on_cpu else copy.deepcopy(model).to("cpu")
+        metrics, _ = evaluate_sessions(scored, task, ks=(20,), progress=False)
+        return metrics
 
     def objective(trial: optuna.Trial) -> float:
         values = {d.name: d.suggest(trial) for d in space}
         params: GRU4RecParams = from_dict({**fixed, **values})
-        result = train(train_part, ds.n_items, params, progress=False, compile_loss=compile_loss)
-        metrics, _ = evaluate_sessions(result.model, task, ks=(20,), progress=False)
-        trial.set_user_attr("metrics", metrics)
+        result = train(
+            train_part,
+            ds.n_items,
+            params,
+            progress=False,
+            on_epoch=(lambda stats: on_epoch(trial.number, stats)) if on_epoch else None,
+            validate=validate,
+            compile_loss=compile_loss,
+        )
+        curve = [e.metrics for e in result.epochs]
+        epoch = best_epoch(curve, metric)
+        trial.set_user_attr("metrics", curve[epoch - 1])
+        trial.set_user_attr("n_epochs", epoch)
+        trial.set_user_attr("curve", curve)
         if on_trial:
-            on_trial(trial.number, values, metrics)
-        return metrics[metric]
+            on_trial(trial.number, {**values, "n_epochs": epoch}, curve[epoch - 1])
+        return curve[epoch - 1][metric]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    for point in enqueue:
+        study.enqueue_trial(point)
     study.optimize(objective, n_trials=n_trials)
     return study, how
