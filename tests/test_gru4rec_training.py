@@ -436,3 +436,39 @@ def test_training_with_the_compiled_loss_follows_the_eager_run() -> None:
     np.testing.assert_allclose(fast.step_losses, eager.step_losses, rtol=1e-4, atol=1e-6)
     for k, v in eager.model.state_dict().items():
         torch.testing.assert_close(fast.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_tune_command_writes_trials_curves_and_their_plot(tmp_path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from training.cli import app, gru4rec_cmd
+
+    ds = Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(12)),
+        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
+    )
+    monkeypatch.setattr(gru4rec_cmd, "load_dataset", lambda name: ds)
+    space = tmp_path / "space.toml"
+    space.write_text('[learning_rate]\ntype = "float"\nlow = 0.05\nhigh = 0.2\nstep = 0.05\n')
+    out = tmp_path / "tune.json"
+    args = [
+        "tune", "gru4rec", "--dataset", "cyclic", "--space", str(space),
+        "--fixed", "layers=[16],batch_size=8,n_sample=6,n_epochs=2",
+        "--enqueue", "learning_rate=0.1", "--trials", "1", "--no-compile",
+        "--threads", "1", "--json", str(out),
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "trial 0 epoch 2" in res.output
+    rec = json.loads(out.read_text())
+    (trial,) = rec["trials"]
+    assert trial["params"] == {"learning_rate": 0.1} and len(trial["curve"]) == 2
+    assert rec["params"]["n_epochs"] == trial["n_epochs"] in (1, 2)
+    assert rec["metrics"] == trial["curve"][trial["n_epochs"] - 1]
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    refused = CliRunner().invoke(app, [*args[:-2], "--enqueue", "n_sample=8"])
+    assert isinstance(refused.exception, ParamError) and "--fixed" in str(refused.exception)

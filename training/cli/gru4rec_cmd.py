@@ -237,7 +237,7 @@ def tune_gru4rec(
     """Optuna search on a validation split carved from the training data (never the test set)."""
     import optuna
 
-    from training.gru4rec.tune import load_space, tune
+    from training.gru4rec.tune import check_enqueued, load_space, plot_validation_curves, tune
 
     if metric not in ("recall@20", "mrr@20"):
         raise ParamError("--metric must be recall@20 or mrr@20")
@@ -250,6 +250,7 @@ def tune_gru4rec(
     for d in dims:
         fixed_params.pop(d.name, None)
     points = [parse_params(spec) for spec in enqueue]
+    check_enqueued(dims, points)  # before the dataset loads: a typo fails at once
     ds = load_dataset(dataset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -312,3 +313,7 @@ def tune_gru4rec(
             ],
         )
         write_json(json_out, rec)
+        plot = plot_validation_curves(
+            study, json_out.with_suffix(".png"), f"nextitem tune gru4rec, {ds.name}"
+        )
+        console.print(f"wrote {json_out} and {plot}")

@@ -162,3 +162,33 @@ def tune(
         study.enqueue_trial(point)
     study.optimize(objective, n_trials=n_trials)
     return study, how
+
+
+def plot_validation_curves(study: optuna.Study, path: Path, title: str) -> Path:
+    """Validation Recall@20 and MRR@20 per epoch, one line per trial, the chosen epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
+    for trial in study.trials:
+        curve = trial.user_attrs.get("curve")
+        if not curve:
+            continue
+        epochs = range(1, len(curve) + 1)
+        chosen = trial.user_attrs["n_epochs"]
+        for ax, name in zip(axes, ("recall@20", "mrr@20"), strict=True):
+            values = [m[name] for m in curve]
+            (line,) = ax.plot(epochs, values, marker=".", lw=1, label=f"trial {trial.number}")
+            ax.plot([chosen], [values[chosen - 1]], "o", ms=9, mfc="none", color=line.get_color())
+    for ax, name in zip(axes, ("Recall@20", "MRR@20"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {name}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize="small")
+    fig.suptitle(f"{title} (circle: the epoch each trial keeps)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
