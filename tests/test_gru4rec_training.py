@@ -281,7 +281,12 @@ def test_tune_searches_on_a_split_of_the_training_data() -> None:
     seen = []
     space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
     study, how = tune(
-        ds, space, {**TINY, "n_epochs": 2}, n_trials=2, on_trial=lambda *a: seen.append(a)
+        ds,
+        space,
+        {**TINY, "n_epochs": 2},
+        n_trials=2,
+        metric="mrr@20",  # recall@20 is 1 for any ranking of 12 items
+        on_trial=lambda *a: seen.append(a),
     )
     assert "last 10%" in how and len(seen) == 2
     assert study.best_value > 0.5 and 0.05 <= study.best_params["learning_rate"] <= 0.2
@@ -472,3 +477,75 @@ def test_tune_command_writes_trials_curves_and_their_plot(tmp_path, monkeypatch)
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     refused = CliRunner().invoke(app, [*args[:-2], "--enqueue", "n_sample=8"])
     assert isinstance(refused.exception, ParamError) and "--fixed" in str(refused.exception)
+
+
+def _cyclic_dataset() -> Dataset:
+    return Dataset(
+        name="cyclic",
+        kind="session",
+        items=ItemTable(ids=np.arange(12)),
+        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
+    )
+
+
+@pytest.mark.parametrize("prune_after", [1, 2])
+def test_a_trial_below_the_median_stops_at_the_pruning_epoch(prune_after) -> None:
+    import optuna
+
+    from training.gru4rec.tune import Dimension, make_study, tune
+
+    space = [Dimension("learning_rate", "float", 1e-6, 0.2)]
+    study, _ = tune(
+        _cyclic_dataset(),
+        space,
+        {**TINY, "n_epochs": 3},
+        n_trials=2,
+        metric="mrr@20",  # recall@20 is 1 for any ranking of 12 items
+        enqueue=[{"learning_rate": 0.15}, {"learning_rate": 1e-6}],  # the second barely moves
+        study=make_study(seed=0, prune_after=prune_after),
+    )
+    learned, frozen = study.trials
+    assert learned.state == optuna.trial.TrialState.COMPLETE
+    assert len(learned.user_attrs["curve"]) == 3 and learned.value > 0.5
+    assert frozen.state == optuna.trial.TrialState.PRUNED
+    assert len(frozen.user_attrs["curve"]) == prune_after and "n_epochs" not in frozen.user_attrs
+
+
+def test_a_stored_study_keeps_an_interrupted_trials_epochs_and_resumes(tmp_path) -> None:
+    import optuna
+
+    from training.gru4rec.tune import Dimension, make_study, tune
+
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
+    fixed = {**TINY, "n_epochs": 2}
+
+    def interrupt(number, stats) -> None:
+        if number == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(
+            _cyclic_dataset(),
+            space,
+            fixed,
+            n_trials=2,
+            enqueue=[{"learning_rate": 0.15}],
+            on_epoch=interrupt,
+            study=make_study(seed=0, storage=storage, name="s"),
+        )
+    stored = optuna.load_study(study_name="s", storage=storage)
+    done, cut = stored.trials
+    assert done.state == optuna.trial.TrialState.COMPLETE and len(done.user_attrs["curve"]) == 2
+    assert cut.state == optuna.trial.TrialState.FAIL and len(cut.user_attrs["curve"]) == 1
+
+    study, _ = tune(
+        _cyclic_dataset(),
+        space,
+        fixed,
+        n_trials=1,
+        enqueue=[{"learning_rate": 0.15}],  # already run: not queued again
+        study=make_study(seed=0, storage=storage, name="s"),
+    )
+    assert len(study.trials) == 3 and study.trials[2].state == optuna.trial.TrialState.COMPLETE
+    assert study.best_trial.number in (0, 2)

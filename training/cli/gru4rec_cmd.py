@@ -226,6 +226,16 @@ def tune_gru4rec(
         help="k=v,... a point of the space to try first (e.g. the published best); repeat",
     ),
     metric: str = typer.Option("recall@20", help="recall@20 or mrr@20"),
+    prune_after: int = typer.Option(
+        0,
+        min=0,
+        help="from this epoch on, stop a trial whose best so far is below the median of "
+        "completed trials at that epoch (0: never)",
+    ),
+    storage: str | None = typer.Option(
+        None, help="Optuna storage URL (sqlite:///tune.db): saves every epoch, resumes by name"
+    ),
+    study_name: str | None = typer.Option(None, help="study to create or resume in --storage"),
     seed: int = typer.Option(42, help="sampler and training seed"),
     valid_fraction: float = typer.Option(0.1, help="tail of train held out when no valid part"),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)"),
@@ -237,7 +247,13 @@ def tune_gru4rec(
     """Optuna search on a validation split carved from the training data (never the test set)."""
     import optuna
 
-    from training.gru4rec.tune import check_enqueued, load_space, plot_validation_curves, tune
+    from training.gru4rec.tune import (
+        check_enqueued,
+        load_space,
+        make_study,
+        plot_validation_curves,
+        tune,
+    )
 
     if metric not in ("recall@20", "mrr@20"):
         raise ParamError("--metric must be recall@20 or mrr@20")
@@ -281,13 +297,18 @@ def tune_gru4rec(
         compile_loss,
         enqueue=points,
         on_epoch=epoch_line,
+        study=make_study(seed, prune_after, storage, study_name),
     )
+    states = [t.state for t in study.trials]
+    pruned = states.count(optuna.trial.TrialState.PRUNED)
+    console.print(f"validation: {how}; trials: {len(states)}, pruned {pruned}")
+    if optuna.trial.TrialState.COMPLETE not in states:
+        raise ParamError("no trial completed, so there is no best one")
     best = {
         **fixed_params,
         **study.best_params,
         "n_epochs": study.best_trial.user_attrs["n_epochs"],
     }
-    console.print(f"validation: {how}")
     console.print(
         f"best {metric} {study.best_value:.4f} at epoch {best['n_epochs']}: "
         f"{json.dumps(study.best_params)}"
@@ -304,6 +325,7 @@ def tune_gru4rec(
             trials=[
                 {
                     "number": t.number,
+                    "state": t.state.name.lower(),
                     "params": t.params,
                     "n_epochs": t.user_attrs.get("n_epochs"),
                     "metrics": t.user_attrs.get("metrics"),
