@@ -267,21 +267,23 @@ def test_search_spaces_are_the_official_ones() -> None:
         load_space("nope")
 
 
-def test_tune_searches_on_a_split_of_the_training_data() -> None:
-    from training.gru4rec.tune import Dimension, tune
-
-    train_part = _cyclic_data(n_sessions=200)
-    test_part = _sessions([[11, 11, 11]])  # would score 0: must never be looked at
-    ds = Dataset(
+def _cyclic_dataset() -> Dataset:
+    """Cyclic training sessions; the test part would score 0, so a search must never read it."""
+    return Dataset(
         name="cyclic",
         kind="session",
         items=ItemTable(ids=np.arange(12)),
-        parts={"train": train_part, "test": test_part},
+        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
     )
+
+
+def test_tune_searches_on_a_split_of_the_training_data() -> None:
+    from training.gru4rec.tune import Dimension, tune
+
     seen = []
     space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
     study, how = tune(
-        ds,
+        _cyclic_dataset(),
         space,
         {**TINY, "n_epochs": 2},
         n_trials=2,
@@ -295,16 +297,10 @@ def test_tune_searches_on_a_split_of_the_training_data() -> None:
 def test_tune_runs_queued_points_first_and_keeps_each_trials_best_epoch() -> None:
     from training.gru4rec.tune import Dimension, tune
 
-    ds = Dataset(
-        name="cyclic",
-        kind="session",
-        items=ItemTable(ids=np.arange(12)),
-        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
-    )
     epochs = []
     space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
     study, _ = tune(
-        ds,
+        _cyclic_dataset(),
         space,
         {**TINY, "n_epochs": 3},
         n_trials=2,
@@ -450,13 +446,7 @@ def test_tune_command_writes_trials_curves_and_their_plot(tmp_path, monkeypatch)
 
     from training.cli import app, gru4rec_cmd
 
-    ds = Dataset(
-        name="cyclic",
-        kind="session",
-        items=ItemTable(ids=np.arange(12)),
-        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
-    )
-    monkeypatch.setattr(gru4rec_cmd, "load_dataset", lambda name: ds)
+    monkeypatch.setattr(gru4rec_cmd, "load_dataset", lambda name: _cyclic_dataset())
     space = tmp_path / "space.toml"
     space.write_text('[learning_rate]\ntype = "float"\nlow = 0.05\nhigh = 0.2\nstep = 0.05\n')
     out = tmp_path / "tune.json"
@@ -477,15 +467,6 @@ def test_tune_command_writes_trials_curves_and_their_plot(tmp_path, monkeypatch)
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     refused = CliRunner().invoke(app, [*args[:-2], "--enqueue", "n_sample=8"])
     assert isinstance(refused.exception, ParamError) and "--fixed" in str(refused.exception)
-
-
-def _cyclic_dataset() -> Dataset:
-    return Dataset(
-        name="cyclic",
-        kind="session",
-        items=ItemTable(ids=np.arange(12)),
-        parts={"train": _cyclic_data(n_sessions=200), "test": _sessions([[11, 11, 11]])},
-    )
 
 
 @pytest.mark.parametrize("prune_after", [1, 2])
