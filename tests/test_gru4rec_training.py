@@ -277,34 +277,29 @@ def _cyclic_dataset() -> Dataset:
     )
 
 
-def test_tune_searches_on_a_split_of_the_training_data() -> None:
+def _tune_cyclic(
+    n_epochs: int, n_trials: int, low: float = 0.05, step: float | None = 0.05, **options
+):
+    """The search over learning_rate in [low, 0.2] on the cyclic data; ``options`` go to tune."""
     from training.gru4rec.tune import Dimension, tune
 
+    space = [Dimension("learning_rate", "float", low, 0.2, step)]
+    options.setdefault("metric", "mrr@20")  # recall@20 is 1 for any ranking of 12 items
+    return tune(_cyclic_dataset(), space, {**TINY, "n_epochs": n_epochs}, n_trials, **options)
+
+
+def test_tune_searches_on_a_split_of_the_training_data() -> None:
     seen = []
-    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
-    study, how = tune(
-        _cyclic_dataset(),
-        space,
-        {**TINY, "n_epochs": 2},
-        n_trials=2,
-        metric="mrr@20",  # recall@20 is 1 for any ranking of 12 items
-        on_trial=lambda *a: seen.append(a),
-    )
+    study, how = _tune_cyclic(n_epochs=2, n_trials=2, on_trial=lambda *a: seen.append(a))
     assert "last 10%" in how and len(seen) == 2
     assert study.best_value > 0.5 and 0.05 <= study.best_params["learning_rate"] <= 0.2
 
 
 def test_tune_runs_queued_points_first_and_keeps_each_trials_best_epoch() -> None:
-    from training.gru4rec.tune import Dimension, tune
-
     epochs = []
-    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
-    study, _ = tune(
-        _cyclic_dataset(),
-        space,
-        {**TINY, "n_epochs": 3},
+    study, _ = _tune_cyclic(
+        n_epochs=3,
         n_trials=2,
-        metric="mrr@20",
         enqueue=[{"learning_rate": 0.15}, {"learning_rate": 0.05}],
         on_epoch=lambda number, stats: epochs.append((number, stats.epoch, stats.metrics)),
     )
@@ -473,15 +468,13 @@ def test_tune_command_writes_trials_curves_and_their_plot(tmp_path, monkeypatch)
 def test_a_trial_below_the_median_stops_at_the_pruning_epoch(prune_after) -> None:
     import optuna
 
-    from training.gru4rec.tune import Dimension, make_study, tune
+    from training.gru4rec.tune import make_study
 
-    space = [Dimension("learning_rate", "float", 1e-6, 0.2)]
-    study, _ = tune(
-        _cyclic_dataset(),
-        space,
-        {**TINY, "n_epochs": 3},
+    study, _ = _tune_cyclic(
+        n_epochs=3,
         n_trials=2,
-        metric="mrr@20",  # recall@20 is 1 for any ranking of 12 items
+        low=1e-6,
+        step=None,
         enqueue=[{"learning_rate": 0.15}, {"learning_rate": 1e-6}],  # the second barely moves
         study=make_study(seed=0, prune_after=prune_after),
     )
@@ -495,22 +488,19 @@ def test_a_trial_below_the_median_stops_at_the_pruning_epoch(prune_after) -> Non
 def test_a_stored_study_keeps_an_interrupted_trials_epochs_and_resumes(tmp_path) -> None:
     import optuna
 
-    from training.gru4rec.tune import Dimension, make_study, tune
+    from training.gru4rec.tune import make_study
 
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
-    space = [Dimension("learning_rate", "float", 0.05, 0.2, 0.05)]
-    fixed = {**TINY, "n_epochs": 2}
 
     def interrupt(number, stats) -> None:
         if number == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        tune(
-            _cyclic_dataset(),
-            space,
-            fixed,
+        _tune_cyclic(
+            n_epochs=2,
             n_trials=2,
+            metric="recall@20",
             enqueue=[{"learning_rate": 0.15}],
             on_epoch=interrupt,
             study=make_study(seed=0, storage=storage, name="s"),
@@ -520,11 +510,10 @@ def test_a_stored_study_keeps_an_interrupted_trials_epochs_and_resumes(tmp_path)
     assert done.state == optuna.trial.TrialState.COMPLETE and len(done.user_attrs["curve"]) == 2
     assert cut.state == optuna.trial.TrialState.FAIL and len(cut.user_attrs["curve"]) == 1
 
-    study, _ = tune(
-        _cyclic_dataset(),
-        space,
-        fixed,
+    study, _ = _tune_cyclic(
+        n_epochs=2,
         n_trials=1,
+        metric="recall@20",
         enqueue=[{"learning_rate": 0.15}],  # already run: not queued again
         study=make_study(seed=0, storage=storage, name="s"),
     )

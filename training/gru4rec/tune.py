@@ -152,6 +152,8 @@ def tune(
     A trial's value is its best epoch's ``metric``; its user attributes hold that
     epoch (``n_epochs``), its metrics and the validation curve, which is saved
     after every epoch so that a pruned or interrupted trial keeps what it ran.
+    ``study`` (from ``make_study``) brings its own sampler, pruner and storage;
+    without one, a fresh in-memory study is seeded with ``seed``.
     """
     check_enqueued(space, enqueue)
     train_part, valid, how = validation_split(ds, valid_fraction)
