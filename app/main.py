@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_start=lambda: limit_threads(settings),
             threads=settings.search_workers,
             metrics=metrics,
+            split_seconds=settings.search_split_seconds,
         )
         try:
             await asyncio.to_thread(registry.load_current)

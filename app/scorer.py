@@ -17,6 +17,15 @@ releases the interpreter lock, so while one thread searches another can compute
 the next batch's queries (a K-interest extractor is a tenth of a millisecond of
 Python and numpy per visit): with one thread the two take turns, and the search,
 the part that can use the second core, idles meanwhile.
+
+A thread that finds other threads idle leaves them their share of the waiting
+jobs when the batch would keep it busy for longer than ``split_seconds`` (judged
+by the recent time per job). With 32 connections a K=4 batch of 16 visits took
+about 7 ms on one thread while the other waited: split, the two search side by
+side and every visit of the batch is answered sooner (+23% requests/s on the
+load benchmark). Cheap batches stay whole: a GRU4Rec visit costs a tenth of
+that, the event loop is its bottleneck, and each extra batch is one more
+hand-over to it (splitting them measured -10%).
 """
 
 from __future__ import annotations
@@ -69,11 +78,13 @@ class Scorer:
         on_start: Callable[[], None] | None = None,
         threads: int = 1,
         metrics: Metrics | None = None,
+        split_seconds: float = 0.003,
     ) -> None:
         """``on_start`` runs first in each scoring thread (OpenMP thread limits are per thread)."""
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.max_batch = max_batch
+        self.split_seconds = split_seconds
         self._on_start = on_start
         self._metrics = metrics
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -84,6 +95,8 @@ class Scorer:
         self.batches = 0  # statistics, kept by every thread under one lock
         self.jobs = 0
         self._counting = threading.Lock()
+        self._idle = 0  # threads waiting for a job
+        self._job_seconds = 0.0  # recent busy time per job (moving average)
         for thread in self._threads:
             thread.start()
 
@@ -109,11 +122,20 @@ class Scorer:
             thread.join(timeout=5)
 
     def _take_batch(self) -> list[ScoreJob] | None:
+        with self._counting:
+            self._idle += 1
         first = self._queue.get()
+        with self._counting:
+            self._idle -= 1
+            idle, job_seconds = self._idle, self._job_seconds
         if first is _STOP:
             return None
         jobs = [first]
-        while len(jobs) < self.max_batch:
+        limit = self.max_batch
+        waiting = 1 + self._queue.qsize()
+        if idle and job_seconds * min(waiting, limit) > self.split_seconds:
+            limit = min(limit, -(-waiting // (1 + idle)))  # this thread's share, rounded up
+        while len(jobs) < limit:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
@@ -128,9 +150,6 @@ class Scorer:
         if self._on_start is not None:
             self._on_start()
         while (jobs := self._take_batch()) is not None:
-            with self._counting:
-                self.batches += 1
-                self.jobs += len(jobs)
             outcomes: list[_Outcome] = []
             start, searching = time.perf_counter(), 0.0
             try:
@@ -139,9 +158,14 @@ class Scorer:
                 log.exception("scoring batch failed")
                 done = {id(job) for job, _, _ in outcomes}
                 outcomes += [(job, None, exc) for job in jobs if id(job) not in done]
+            busy = time.perf_counter() - start
+            with self._counting:
+                self.batches += 1
+                self.jobs += len(jobs)
+                self._job_seconds += 0.1 * (busy / len(jobs) - self._job_seconds)
             if self._metrics is not None:  # per batch, not per request; before the answers
                 self._metrics.scorer_batch_jobs.observe(len(jobs))
-                self._metrics.scorer_busy.inc(time.perf_counter() - start)
+                self._metrics.scorer_busy.inc(busy)
                 self._metrics.scorer_search.inc(searching)
             _deliver(outcomes)
 

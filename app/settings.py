@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="scoring threads: one computes queries while another searches "
         "(the search releases the interpreter lock)",
     )
+    search_split_seconds: float = Field(
+        0.003,
+        ge=0,
+        description="a micro-batch expected to keep a scoring thread busier than this is shared "
+        "with the idle ones, which then search side by side (see app.scorer)",
+    )
     fast_path: bool = Field(
         True,
         description="answer plainly written recommendation requests and single events without "

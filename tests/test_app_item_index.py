@@ -265,3 +265,55 @@ def test_scorer_reports_batches_busy_and_search_time() -> None:
     assert value("nextitem_scorer_batch_jobs_bucket", {"le": "4.0"}) == 2
     search = value("nextitem_scorer_search_seconds_total")
     assert 0.1 <= search <= value("nextitem_scorer_busy_seconds_total")
+
+
+def test_a_long_batch_is_shared_with_idle_threads_and_a_short_one_is_not() -> None:
+    """The split rule of ``Scorer._take_batch``, on a stopped scorer's queue: ten waiting
+    jobs, one other thread idle. Jobs of 1 ms against a 3 ms limit: this thread takes five
+    and leaves five; jobs of 0.1 ms (a batch of 1 ms): it takes all ten."""
+    scorer = Scorer(max_batch=64, threads=2, split_seconds=0.003)
+    scorer.close()  # no thread takes from the queue any more
+    model = _Model(index=ItemIndex(np.eye(4, dtype=np.float32), device="cpu"))
+    jobs = [
+        ScoreJob(model, lambda: np.eye(4, dtype=np.float32)[:1], 1, lambda s, r: r)
+        for _ in range(10)
+    ]
+
+    def take(job_seconds: float, idle: int) -> list[int]:
+        for job in jobs:
+            scorer._queue.put(job)
+        scorer._idle, scorer._job_seconds = idle, job_seconds
+        sizes = []
+        while scorer._queue.qsize():
+            batch = scorer._take_batch()
+            assert batch is not None
+            sizes.append(len(batch))
+            scorer._idle = idle  # the other thread is still waiting
+        return sizes
+
+    # 10 waiting: 5 | 5 waiting: 3 | 2 waiting: 2 ms < 3 ms, taken whole
+    assert take(0.001, idle=1) == [5, 3, 2]
+    assert take(0.0001, idle=1) == [10]
+    assert take(0.001, idle=0) == [10]  # nobody to share with
+    # three threads: a third each, rounded up (10: 4 | 6: 2 | 4: 2 | 2: whole)
+    assert take(0.001, idle=2) == [4, 2, 2, 2]
+
+
+def test_scorer_keeps_a_moving_average_of_the_time_per_job() -> None:
+    vectors = np.eye(6, dtype=np.float32)
+    index = ItemIndex(vectors, device="cpu")
+    real_search = index.search
+
+    def slow_search(q, k):
+        time.sleep(0.02)
+        return real_search(q, k)
+
+    index.search = slow_search
+    model = _Model(index=index)
+    scorer = Scorer(max_batch=1)
+    for row in range(3):  # one at a time: three batches of one 20 ms job
+        job = ScoreJob(model, lambda row=row: vectors[row : row + 1], 1, lambda s, r: r[0, 0])
+        assert scorer.run(job) == row
+    scorer.close()
+    # 0 -> 2 ms -> 3.8 ms -> 5.4 ms (a tenth of the way to 20 ms per batch), sleep overshoots
+    assert 0.0054 <= scorer._job_seconds < 0.0054 * 1.5

@@ -185,6 +185,9 @@ def bench_api(
     hnsw_m: int = typer.Option(32),
     ef_search: int = typer.Option(128),
     ef_construction: int = typer.Option(200),
+    search_batch_max: int = typer.Option(
+        64, min=1, help="NEXTITEM_SEARCH_BATCH_MAX of the measured service"
+    ),
     batching: bool = typer.Option(True, help="also measure recommendations without micro-batching"),
     route: bool = typer.Option(
         True, help="also measure recommendations through the FastAPI route (no fast path)"
@@ -254,7 +257,9 @@ def bench_api(
         runs.append(("route", {"NEXTITEM_FAST_PATH": "false"}))
     try:
         for label, extra in runs:
-            server = Server({**env, "NEXTITEM_SEARCH_BATCH_MAX": "64", **extra}, _free_port())
+            server = Server(
+                {**env, "NEXTITEM_SEARCH_BATCH_MAX": str(search_batch_max), **extra}, _free_port()
+            )
             try:
                 server.wait_ready()
                 if label == "batched":
@@ -313,6 +318,7 @@ def bench_api(
         "hnsw_m": hnsw_m,
         "ef_search": ef_search,
         "ef_construction": ef_construction,
+        "search_batch_max": search_batch_max,
         "load_before": os.getloadavg(),
         "model": {"kind": ckpt.kind, "version": version, **ckpt.hyperparameters},
     }
