@@ -32,7 +32,7 @@ from training.data.textio import offsets_from_lengths
 KINDS = [ComiRecSA, ComiRecDR, MIND]
 
 
-def small(cls: type[MultiInterestModel], **kw: int) -> MultiInterestModel:
+def small(cls: type[MultiInterestModel], **kw: float) -> MultiInterestModel:
     cfg = {"n_items": 30, "dim": 8, "n_interests": 3, "max_len": 5, "seed": 7, **kw}
     return cls(MultiInterestConfig(**cfg)).eval()
 
@@ -165,15 +165,16 @@ def test_checkpoint_round_trip_through_the_registry(cls: type[MultiInterestModel
     torch.testing.assert_close(copy.encode(prefix, torch.tensor([3, 4])), m.encode(prefix))
 
 
-def test_routing_std_defaults_to_zeros_for_dr_and_normal_for_mind() -> None:
-    assert small(ComiRecDR).hyperparameters()["routing_std"] == 0.0
+def test_routing_std_defaults_to_normal_for_dr_and_mind() -> None:
+    assert small(ComiRecDR).hyperparameters()["routing_std"] == 1.0
     assert small(MIND).hyperparameters()["routing_std"] == 1.0
     assert small(ComiRecDR, routing_std=0.5).hyperparameters()["routing_std"] == 0.5
-    assert (small(ComiRecDR).routing_logits == 0).all()
+    assert (small(ComiRecDR, routing_std=0.0).routing_logits == 0).all()
+    assert small(ComiRecDR).routing_logits.std() > 0.5
 
 
 def test_dr_routing_from_zeros_is_deterministic_in_training_too() -> None:
-    m = small(ComiRecDR).train()
+    m = small(ComiRecDR, routing_std=0.0).train()
     prefix = torch.tensor([[1, 2, 3, 4, 5]])
     torch.testing.assert_close(m.encode(prefix), m.encode(prefix))
 
@@ -195,7 +196,7 @@ def test_dr_window_is_realigned_oldest_first() -> None:
 
 
 def test_dr_maps_one_matrix_per_position_and_interest() -> None:
-    m = small(ComiRecDR, dim=2, n_interests=2, max_len=3)
+    m = small(ComiRecDR, dim=2, n_interests=2, max_len=3, routing_std=0.0)
     with torch.no_grad():
         m.embedding.weight[4] = torch.tensor([1.0, 2.0])
         m.embedding.weight[6] = torch.tensor([3.0, -1.0])
