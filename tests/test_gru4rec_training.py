@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import sampled_loss
@@ -18,7 +20,7 @@ from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.export import export_model
 from training.gru4rec.optimizer import AdagradMomentum
 from training.gru4rec.params import GRU4RecParams, bundled_names, load_params
-from training.gru4rec.sampling import SampleStore
+from training.gru4rec.sampling import SampleStore, guide_table, guided_search
 from training.gru4rec.train import train
 from training.params import ParamError
 
@@ -95,6 +97,38 @@ def test_sample_store_distribution_and_refill() -> None:
     uniform = SampleStore(support, n_sample=50, alpha=0.0, store_size=100_000, generator=gen)
     freq0 = np.bincount(uniform.next().numpy(), minlength=4)
     assert freq0[2] == 0  # unseen items are never drawn, even when uniform
+
+
+def test_guided_search_hand_checked() -> None:
+    # weights 1 : 2 : 0 : 3 -> cdf 1/6, 3/6, 3/6, 1; 4 items -> 32 buckets
+    cdf = torch.tensor([1 / 6, 0.5, 0.5, 1.0], dtype=torch.float64)
+    bits, guide = guide_table(cdf)
+    assert bits == 5
+    assert guide[:6].tolist() == [0, 0, 0, 0, 0, 0]  # 5/32 < 1/6 <= 6/32
+    assert guide[6].item() == 1 and guide[16].item() == 3  # u = 1/2 lands past item 2 (zero weight)
+    u = torch.tensor([0.0, 0.1, 1 / 6, 0.17, 0.49, 0.5, 0.75, 1 - 2**-53], dtype=torch.float64)
+    assert guided_search(cdf, guide, bits, u).tolist() == [0, 0, 1, 1, 1, 3, 3, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 1000.0]), min_size=1, max_size=60),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_guided_search_equals_binary_search(weights: list[float], seed: int) -> None:
+    w = np.asarray(weights)
+    if w.sum() == 0:
+        w[0] = 1.0
+    cdf = np.cumsum(w) / w.sum()
+    cdf[-1] = 1.0
+    cdf_t = torch.from_numpy(cdf)
+    bits, guide = guide_table(cdf_t)
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.arange(1 << bits, dtype=torch.float64) / (1 << bits)  # every bucket's left edge
+    inner = cdf_t[:-1][cdf_t[:-1] < 1.0]  # the CDF steps themselves (rounding can reach 1)
+    u = torch.cat([torch.rand(2_000, dtype=torch.float64, generator=g), edges, inner])
+    expected = torch.searchsorted(cdf_t, u, right=True, out_int32=True)
+    assert torch.equal(guided_search(cdf_t, guide, bits, u), expected)
 
 
 def test_adagrad_momentum_hand_checked() -> None:

@@ -176,8 +176,15 @@ def bench_gru4rec(
     compile_loss: bool = typer.Option(
         True, "--compile/--no-compile", help="compile the loss (about 20 s once; a faster step)"
     ),
+    ceiling: bool = typer.Option(
+        True,
+        "--ceiling/--no-ceiling",
+        help="also time the step's matrix products alone: the events/s no implementation "
+        "of the same arithmetic can pass on this machine",
+    ),
 ) -> None:
     """Training events/s of GRU4Rec (no evaluation, no checkpoint), with its setup."""
+    from training.gru4rec.ceiling import measure_ceiling
     from training.gru4rec.train import train
 
     _threads(threads)
@@ -200,6 +207,19 @@ def bench_gru4rec(
         f"{max(cpu_rates):,.0f} per CPU-second; "
         f"setup {result.setup_seconds:.1f}s, total {total:.1f}s"
     )
+    extra: dict[str, float] = {}
+    if ceiling:
+        bound = measure_ceiling(p)
+        console.print(
+            f"matrix-product ceiling: [bold]{bound.events_per_second:,.0f} events/s[/] "
+            f"({bound.flops_per_event / 1e6:.2f} MFLOP per event at {bound.gflops:.0f} GFLOP/s); "
+            f"the best epoch reached {bound.share(max(rates)):.0%} of it"
+        )
+        extra = {
+            "ceiling_events_per_second": bound.events_per_second,
+            "ceiling_gflops": bound.gflops,
+            "flops_per_event": bound.flops_per_event,
+        }
     if json_out:
         rec = record(
             model="gru4rec",
@@ -211,6 +231,7 @@ def bench_gru4rec(
             events_per_second=rates,
             events_per_cpu_second=cpu_rates,
             load_avg=os.getloadavg()[0],
+            **extra,
         )
         write_json(json_out, rec)
 
