@@ -120,10 +120,8 @@ class Ceiling:
 def measure_ceiling(p: GRU4RecParams, repeats: int = 30) -> Ceiling:
     gemms = step_gemms(p)
     flops = 2.0 * sum(g.macs for g in gemms)
-    with torch.no_grad():
-        seconds = time_gemms(gemms, repeats)
     return Ceiling(
         flops_per_event=flops / p.batch_size,
-        gemm_seconds_per_step=seconds,
+        gemm_seconds_per_step=time_gemms(gemms, repeats),
         batch_size=p.batch_size,
     )
