@@ -131,10 +131,11 @@ def test_guided_search_equals_binary_search(weights: list[float], seed: int) -> 
     assert torch.equal(guided_search(cdf_t, guide, bits, u), expected)
 
 
-def test_adagrad_momentum_hand_checked() -> None:
+@pytest.mark.parametrize("fused", [True, False], ids=["kernels", "torch-ops"])
+def test_adagrad_momentum_hand_checked(fused: bool) -> None:
     p = torch.nn.Parameter(torch.tensor([1.0]))
     table = torch.nn.Parameter(torch.zeros(3, 1))
-    opt = AdagradMomentum([p], [table], lr=0.1, momentum=0.5)
+    opt = AdagradMomentum([p], [table], lr=0.1, momentum=0.5, fused=fused)
     for _ in range(2):
         p.grad = torch.tensor([2.0])
         opt.step_dense()
@@ -144,6 +145,71 @@ def test_adagrad_momentum_hand_checked() -> None:
     opt.step_rows(table, torch.tensor([0]), torch.tensor([[2.0]]))
     # row 0 as above; row 2 one step: -0.1*1/1; row 1 untouched; row 2's momentum waits
     assert table[:, 0].tolist() == pytest.approx([-0.220711, 0.0, -0.1], abs=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["kernels", "torch-ops"])
+def test_adagrad_without_momentum_hand_checked(fused: bool) -> None:
+    p = torch.nn.Parameter(torch.tensor([[1.0, -1.0]]))
+    bias = torch.nn.Parameter(torch.zeros(4))  # a 1-D table, as the output biases
+    opt = AdagradMomentum([p], [bias], lr=0.5, momentum=0.0, fused=fused)
+    for _ in range(2):
+        p.grad = torch.tensor([[3.0, 0.0]])
+        opt.step_dense()
+    # acc 9 then 18: 1 - 0.5*3/3 - 0.5*3/sqrt(18) = 0.146447; a zero gradient moves nothing
+    assert p.detach()[0].tolist() == pytest.approx([0.146447, -1.0], abs=1e-5)
+    opt.step_rows(bias, torch.tensor([1, 3]), torch.tensor([4.0, -2.0]))
+    assert bias.tolist() == pytest.approx([0.0, -0.5, 0.0, 0.5], abs=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    width=st.integers(1, 70),
+    n_rows=st.integers(1, 40),
+    momentum=st.sampled_from([0.0, 0.15, 0.9]),
+    steps=st.integers(1, 4),
+)
+def test_adagrad_kernels_match_torch_ops(
+    seed: int, width: int, n_rows: int, momentum: float, steps: int
+) -> None:
+    """The one-pass kernels and PyTorch's ops apply the same update, to float32 rounding."""
+    g = torch.Generator().manual_seed(seed)
+    n_items = 50
+
+    def tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        torch.manual_seed(seed)
+        return torch.randn(width, 3), torch.randn(n_items, width), torch.randn(n_items)
+
+    a, b = tensors(), tensors()
+    opts = [
+        AdagradMomentum([t[0]], [t[1], t[2]], lr=0.07, momentum=momentum, fused=fused)
+        for t, fused in ((a, True), (b, False))
+    ]
+    for _ in range(steps):
+        rows = torch.randperm(n_items, generator=g)[:n_rows]  # distinct, unsorted
+        grads = (torch.randn(width, 3, generator=g), torch.randn(n_rows, width, generator=g))
+        bias_grad = torch.randn(n_rows, generator=g) * 10
+        for (dense, table, bias), opt in zip((a, b), opts, strict=True):
+            dense.grad = grads[0].clone()
+            opt.step_dense()
+            opt.step_rows(table, rows, grads[1])
+            opt.step_rows(bias, rows, bias_grad)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_adagrad_falls_back_to_torch_ops_where_kernels_cannot_write() -> None:
+    """Non-contiguous or float64 tensors take PyTorch's ops: numpy views would copy them."""
+    base = torch.zeros(3, 4)
+    view = base.T  # non-contiguous: a numpy reshape of it would write into a copy
+    doubles = torch.zeros(4, 2, dtype=torch.float64)
+    opt = AdagradMomentum([view], [doubles], lr=1.0, momentum=0.0)
+    view.grad = torch.ones(4, 3)
+    opt.step_dense()
+    opt.step_rows(doubles, torch.tensor([2]), torch.ones(1, 2, dtype=torch.float64))
+    assert torch.allclose(base, torch.full((3, 4), -1.0), atol=1e-5)
+    assert doubles[2].tolist() == pytest.approx([-1.0, -1.0], abs=1e-5)
+    assert doubles.abs().sum().item() == pytest.approx(2.0, abs=1e-5)
 
 
 def _cyclic_data(n_items: int = 12, n_sessions: int = 120, seed: int = 0) -> Sessions:
