@@ -315,7 +315,9 @@ def _reference_steps(model: GRU4Rec, p: GRU4RecParams, batches: list) -> None:
         loss = sampled_loss(p.loss, scores, final_act=p.activation, bpreg=p.bpreg) / p.batch_size
         grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
         hidden = [h.detach() for h in hidden]
-        touched = {"Wy": torch.unique(torch.cat([x, y])), "By": torch.unique(y)}
+        touched = {"Wy": torch.unique(y), "By": torch.unique(y)}
+        input_name = next(k for k, v in params.items() if v is model.input_table)
+        touched[input_name] = torch.unique(torch.cat([x, touched.get(input_name, x)]))
         with torch.no_grad():
             for k, w in params.items():
                 rows = touched.get(k, torch.arange(w.shape[0]))
@@ -327,15 +329,26 @@ def _reference_steps(model: GRU4Rec, p: GRU4RecParams, batches: list) -> None:
                 w[rows] += mom[k][rows]
 
 
-def test_train_step_equals_the_textbook_step() -> None:
+@pytest.mark.parametrize(
+    "embedding",
+    [{}, {"constrained_embedding": False, "embedding": 5}, {"constrained_embedding": False}],
+    ids=["shared", "separate", "one-hot"],
+)
+def test_train_step_equals_the_textbook_step(embedding: dict) -> None:
     from training.gru4rec.train import _Step
 
     p = GRU4RecParams(
-        loss="bpr-max", layers=(6,), batch_size=4, momentum=0.4, learning_rate=0.2, n_sample=5
+        loss="bpr-max",
+        layers=(6,),
+        batch_size=4,
+        momentum=0.4,
+        learning_rate=0.2,
+        n_sample=5,
+        **embedding,
     )
     torch.manual_seed(5)
-    fast = GRU4Rec(n_items=9, layers=p.layers)
-    slow = GRU4Rec(n_items=9, layers=p.layers)
+    fast = GRU4Rec(9, p.layers, p.embedding, p.constrained_embedding)
+    slow = GRU4Rec(9, p.layers, p.embedding, p.constrained_embedding)
     slow.load_state_dict(fast.state_dict())
     gen = torch.Generator().manual_seed(0)
     batches = []
@@ -350,6 +363,28 @@ def test_train_step_equals_the_textbook_step() -> None:
     # float32 sums in another order: Adagrad's 1/sqrt(acc) magnifies them on rarely touched rows
     for k, v in slow.state_dict().items():
         torch.testing.assert_close(fast.state_dict()[k], v, atol=1e-5, rtol=1e-4)
+
+
+def test_merge_rows_sums_a_rows_gradients_into_one_entry_hand_checked() -> None:
+    from training.gru4rec.train import _merge_rows
+
+    table, bias = torch.zeros(6, 2), torch.zeros(6)
+    out_grad = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    merged = _merge_rows(
+        [
+            (table, torch.tensor([1, 3, 5]), out_grad),
+            (table, torch.tensor([0, 3]), torch.tensor([[10.0, 20.0], [30.0, 40.0]])),
+            (bias, torch.tensor([1]), torch.tensor([7.0])),
+            (table, torch.tensor([5]), torch.tensor([[0.5, 0.5]])),  # only a row held already
+        ]
+    )
+    assert [(t is table, r.tolist()) for t, r, _ in merged] == [
+        (True, [1, 3, 5]),
+        (True, [0]),
+        (False, [1]),
+    ]
+    assert merged[0][2].tolist() == [[1.0, 1.0], [32.0, 42.0], [3.5, 3.5]]
+    assert merged[1][2].tolist() == [[10.0, 20.0]]
 
 
 def test_search_spaces_are_the_official_ones() -> None:

@@ -150,26 +150,17 @@ class _Step:
         # Score each distinct output item once ([B, U] matmul), then expand to the
         # [B, B + n_sample] matrix the loss needs (duplicates count, as in the official).
         out_rows, out_inv = torch.unique(y, return_inverse=True)
-        n_out = len(out_rows)
         bias = m.By.detach().index_select(0, out_rows).requires_grad_()
-        if m.constrained_embedding:
-            # One leaf for every Wy row the step touches: outputs first (so the score
-            # matmul reads a view), then the inputs that are not also outputs.
-            pos = torch.searchsorted(out_rows, x).clamp_(max=n_out - 1)
-            shared = out_rows[pos] == x
-            extra_rows, extra_inv = torch.unique(x[~shared], return_inverse=True)
-            rows = torch.cat([out_rows, extra_rows])
-            pos[~shared] = n_out + extra_inv
-            w = m.Wy.detach().index_select(0, rows).requires_grad_()
-            x_rows, o_rows = w[pos], w[:n_out]
-            leaves = [(m.Wy, rows, w)]
-        else:
-            in_rows, in_inv = torch.unique(x, return_inverse=True)
-            table = m.input_table
-            e = table.detach().index_select(0, in_rows).requires_grad_()
-            w = m.Wy.detach().index_select(0, out_rows).requires_grad_()
-            x_rows, o_rows = e[in_inv], w
-            leaves = [(table, in_rows, e), (m.Wy, out_rows, w)]
+        # Inputs and outputs get leaves of their own (also when the embedding is shared):
+        # the scores' gradient lands in the output leaf as is, and the few input rows'
+        # gradients are merged into it by ``_merge_rows``, instead of autograd summing
+        # two full-size copies of the gathered table.
+        in_rows, in_inv = torch.unique(x, return_inverse=True)
+        table = m.Wy if m.constrained_embedding else m.input_table
+        e = table.detach().index_select(0, in_rows).requires_grad_()
+        w = m.Wy.detach().index_select(0, out_rows).requires_grad_()
+        x_rows, o_rows = e[in_inv], w
+        leaves = [(m.Wy, out_rows, w), (table, in_rows, e)]
         leaves.append((m.By, out_rows, bias))
         for q in self.dense:
             q.grad = None
@@ -181,7 +172,7 @@ class _Step:
             log_q = p.logq * torch.cat([ls[:n_batch], p.sample_alpha * ls[n_batch:]])
         loss = self.loss(scores, log_q) / p.batch_size
         loss.backward()
-        self._update([(table, rows, leaf.grad) for table, rows, leaf in leaves])
+        self._update(_merge_rows([(table, rows, leaf.grad) for table, rows, leaf in leaves]))
         return loss.detach(), [h.detach() for h in hidden]
 
     def idle(self) -> None:
@@ -191,25 +182,51 @@ class _Step:
         self._update([])
 
     def _update(self, grads: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
-        """Apply (table, distinct rows, their gradient) and the dense gradients."""
+        """Apply (table, distinct rows, their gradient) and the dense gradients.
+
+        A table may come more than once, with disjoint rows (``_merge_rows``).
+        """
         if self.sync is not None:
-            mine = {id(table): (rows, grad) for table, rows, grad in grads}
+            mine: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+            for table, rows, grad in grads:
+                mine.setdefault(id(table), ([], []))
+                mine[id(table)][0].append(rows)
+                mine[id(table)][1].append(grad)
             rows_in, grads_in = [], []
             for table in self.tables:
-                rows, grad = mine.get(
-                    id(table),
-                    (
-                        torch.empty(0, dtype=torch.int64, device=table.device),
-                        table.new_zeros((0, *table.shape[1:])),
-                    ),
-                )
-                rows_in.append(rows)
-                grads_in.append(grad)
+                rows, grad = mine.get(id(table), ([], []))
+                rows_in.append(torch.cat(rows) if rows else table.new_zeros(0, dtype=torch.int64))
+                grads_in.append(torch.cat(grad) if grad else table.new_zeros((0, *table.shape[1:])))
             rows_out, grads_out = self.sync.reduce(rows_in, grads_in)
             grads = list(zip(self.tables, rows_out, grads_out, strict=True))
         self.opt.step_dense()
         for table, rows, grad in grads:
             self.opt.step_rows(table, rows, grad)
+
+
+def _merge_rows(
+    grads: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Make the rows of each table disjoint across entries, gradients summed.
+
+    Entries are (table, sorted distinct rows, gradient). An entry whose table
+    came earlier adds its gradient of the rows the earlier entry holds into
+    that entry's gradient (in place) and keeps only its other rows: Adagrad
+    must see a row's whole gradient in one update. Entries are never empty
+    once merged, so ``seen_rows`` has a last row to clamp to.
+    """
+    merged: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for table, rows, grad in grads:
+        for seen_table, seen_rows, seen_grad in merged:
+            if seen_table is not table or not len(rows):
+                continue
+            pos = torch.searchsorted(seen_rows, rows).clamp_(max=len(seen_rows) - 1)
+            both = seen_rows[pos] == rows
+            seen_grad.index_add_(0, pos[both], grad[both])
+            rows, grad = rows[~both], grad[~both]
+        if len(rows):
+            merged.append((table, rows, grad))
+    return merged
 
 
 def item_support(sessions: Sessions, n_items: int) -> np.ndarray:
