@@ -131,6 +131,24 @@ class MultiInterestModel(nn.Module):
         with torch.no_grad():
             self.embedding.weight.uniform_(-bound, bound, generator=self.generator)
 
+    # -- routing (the capsule extractors) ------------------------------------------------------
+
+    def keep_routing_logits(self) -> None:
+        """Draw the evaluation-time routing logits, kept with the weights (zeros if std 0).
+
+        A fixed draw makes a user's interests repeatable in evaluation and serving.
+        """
+        K, L = self.config.n_interests, self.config.max_len
+        draw = torch.randn(K, L, generator=self.generator)
+        self.register_buffer("routing_logits", draw * self.config.routing_std)
+
+    def initial_logits(self, batch: int, device: torch.device) -> torch.Tensor:
+        """[batch, K, L] routing logits: a new N(0, std) draw per training batch, else the kept."""
+        K, L = self.config.n_interests, self.config.max_len
+        if self.training and self.config.routing_std:
+            return torch.randn(batch, K, L, device=device) * self.config.routing_std
+        return self.routing_logits.expand(batch, K, L)
+
     # -- the extractor -------------------------------------------------------------------------
 
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,16 +294,7 @@ class ComiRecDR(MultiInterestModel):
         self.position_maps = nn.Parameter(torch.empty(L, K, d, d))
         with torch.no_grad():
             self.position_maps.normal_(0.0, 1.0, generator=self.generator)
-        # The evaluation-time routing logits (zeros when routing_std = 0), kept with the weights.
-        draw = torch.randn(K, L, generator=self.generator)
-        self.register_buffer("routing_logits", draw * self.config.routing_std)
-
-    def initial_logits(self, batch: int) -> torch.Tensor:
-        K, L = self.config.n_interests, self.config.max_len
-        if self.training and self.config.routing_std:
-            device = self.position_maps.device
-            return torch.randn(batch, K, L, device=device) * self.config.routing_std
-        return self.routing_logits.expand(batch, K, L)
+        self.keep_routing_logits()
 
     @staticmethod
     def oldest_first(items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -304,7 +313,7 @@ class ComiRecDR(MultiInterestModel):
         interests = dynamic_routing(
             self.predictions(items),
             mask,
-            self.initial_logits(len(items)),
+            self.initial_logits(len(items), items.device),
             self.config.routing_iterations,
         )
         return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=items.device)

@@ -41,8 +41,7 @@ class MIND(MultiInterestModel):
             # nn.Linear's default bounds, drawn from the model's generator so ``seed`` fixes them
             for p in (self.hidden.weight, self.hidden.bias):
                 p.uniform_(-1.0 / math.sqrt(d), 1.0 / math.sqrt(d), generator=self.generator)
-        draw = torch.randn(config.n_interests, config.max_len, generator=self.generator)
-        self.register_buffer("routing_logits", draw * self.config.routing_std)
+        self.keep_routing_logits()
 
     def active_interests(self, mask: torch.Tensor) -> torch.Tensor:
         """[B, K] bool: the first ``max(1, min(K, floor(log2 n)))`` interests of each window."""
@@ -51,16 +50,13 @@ class MIND(MultiInterestModel):
         return torch.arange(self.config.n_interests, device=mask.device)[None, :] < k_user[:, None]
 
     def extract(self, items: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        K, L = self.config.n_interests, self.config.max_len
+        K = self.config.n_interests
         e = self.embedding(items) @ self.shared_map.T
         predictions = e[:, None].expand(-1, K, -1, -1)
         active = self.active_interests(mask)
-        if self.training:
-            logits = torch.randn(len(items), K, L, device=items.device) * self.config.routing_std
-        else:
-            logits = self.routing_logits
         # Inactive interests take no share of any behaviour.
-        logits = logits.expand(len(items), K, L).masked_fill(~active[..., None], -torch.inf)
+        logits = self.initial_logits(len(items), items.device)
+        logits = logits.masked_fill(~active[..., None], -torch.inf)
         capsules = dynamic_routing(predictions, mask, logits, self.config.routing_iterations)
         return torch.relu(self.hidden(capsules)), active
 

@@ -8,8 +8,9 @@ back-propagated one step only (the hidden state is carried forward detached).
 Where the speed comes from: the schedule is precomputed index arrays, the
 negative samples come from one big tensor, and the item tables are never
 touched as a whole: the rows a step needs are gathered once (unique ids),
-differentiated as a small dense leaf, and written back row-wise by the
-optimizer, instead of building and coalescing sparse gradient tensors.
+differentiated as small dense leaves, and written back row-wise by the
+optimizer (one compiled pass over the rows on the CPU), instead of building
+and coalescing sparse gradient tensors.
 
 The loop runs on the GPU when there is one (the returned model is on the CPU,
 where evaluation, export and serving expect it). Launched by ``torchrun`` with
