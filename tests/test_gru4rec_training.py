@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from tests.conftest import needs_shared_data
 from training.checkpoint import current_version, load_checkpoint
 from training.data.sessions import Dataset, ItemTable, Sessions
 from training.evaluation import NextItemTask, evaluate_next_item
+from training.gru4rec import fused_adagrad
 from training.gru4rec.batching import build_schedule
 from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.export import export_model
@@ -210,6 +213,26 @@ def test_adagrad_falls_back_to_torch_ops_where_kernels_cannot_write() -> None:
     assert torch.allclose(base, torch.full((3, 4), -1.0), atol=1e-5)
     assert doubles[2].tolist() == pytest.approx([-1.0, -1.0], abs=1e-5)
     assert doubles.abs().sum().item() == pytest.approx(2.0, abs=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_updates_with_torch_ops_after_the_parent_ran_the_kernels() -> None:
+    """numba's OpenMP layer would end such a child at its first kernel call."""
+    table = torch.zeros(20, 8)
+    opt = AdagradMomentum([], [table], lr=0.5, momentum=0.5)
+    opt.step_rows(table, torch.arange(10), torch.ones(10, 8))  # the parent runs the kernels
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its update went through and is right
+        ok = False
+        try:
+            opt.step_rows(table, torch.arange(10), torch.ones(10, 8))
+            # step 1: acc 1, v = -0.5; step 2: acc 2, v = -0.25 - 0.5/sqrt(2): -1.10355 in all
+            ok = abs(float(table[3, 5]) + 1.103553) < 1e-5 and not fused_adagrad.usable_here()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert fused_adagrad.usable_here()
 
 
 def _cyclic_data(n_items: int = 12, n_sessions: int = 120, seed: int = 0) -> Sessions:

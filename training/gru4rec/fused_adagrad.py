@@ -11,12 +11,29 @@ multiply-add in the last bit.
 
 The kernels work in place on numpy views of CPU tensors. ``rows`` must be
 distinct (the threads write different rows); the optimizer guarantees it.
+
+Threads and fork: numba's OpenMP layer ends a process forked from one that
+already ran a parallel kernel, at its first kernel call. ``usable_here()``
+says whether this process may run them; the optimizer falls back to PyTorch's
+ops in such a child (a spawned process, a new interpreter, is not affected).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from numba import njit, prange
+
+_owner_pid: int | None = None  # the process that runs the kernels (inherited by a fork)
+
+
+def usable_here() -> bool:
+    """True unless this process is a fork of one that ran (or was about to run) the kernels."""
+    global _owner_pid
+    if _owner_pid is None:
+        _owner_pid = os.getpid()
+    return _owner_pid == os.getpid()
 
 
 @njit(parallel=True, cache=True, boundscheck=False)

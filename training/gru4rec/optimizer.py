@@ -40,9 +40,13 @@ class AdagradMomentum:
         self.table_mom = {id(t): torch.zeros_like(t) for t in tables} if momentum > 0 else {}
 
     def _uses_kernels(self, t: torch.Tensor) -> bool:
-        """The kernels write through numpy views: CPU, float32 and contiguous only."""
+        """CPU, float32 and contiguous only (numpy views), and not in a fork child (see kernels)."""
         return (
-            self.fused and t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
+            self.fused
+            and t.device.type == "cpu"
+            and t.dtype == torch.float32
+            and t.is_contiguous()
+            and kernels.usable_here()
         )
 
     def _scalars(self) -> tuple[np.float32, np.float32, np.float32]:
