@@ -213,6 +213,9 @@ def test_adagrad_falls_back_to_torch_ops_where_kernels_cannot_write() -> None:
     assert torch.allclose(base, torch.full((3, 4), -1.0), atol=1e-5)
     assert doubles[2].tolist() == pytest.approx([-1.0, -1.0], abs=1e-5)
     assert doubles.abs().sum().item() == pytest.approx(2.0, abs=1e-5)
+    # a tensor off the CPU (as on a GPU) never reaches the kernels
+    assert not opt._uses_kernels(torch.empty(4, 2, device="meta"))
+    assert opt._uses_kernels(torch.empty(4, 2)) and not opt._uses_kernels(view)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
