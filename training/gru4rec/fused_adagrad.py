@@ -36,16 +36,21 @@ def usable_here() -> bool:
     return _owner_pid == os.getpid()
 
 
+@njit(inline="always")
+def _adagrad(g, acc, lr, eps):  # type: ignore[no-untyped-def]
+    """The one rule every kernel applies: (new accumulator, ``lr * g / sqrt(acc + eps)``)."""
+    a = acc + g * g
+    return a, lr * (g / np.sqrt(a + eps))
+
+
 @njit(parallel=True, cache=True, boundscheck=False)
 def rows_adagrad_momentum(table, acc, mom, rows, grad, lr, momentum, eps):  # type: ignore[no-untyped-def]
     """``acc += g^2; v = momentum * v - lr * g / sqrt(acc + eps); table += v`` on ``rows``."""
     for i in prange(rows.shape[0]):
         r = rows[i]
         for j in range(table.shape[1]):
-            g = grad[i, j]
-            a = acc[r, j] + g * g
-            acc[r, j] = a
-            v = momentum * mom[r, j] - lr * (g / np.sqrt(a + eps))
+            acc[r, j], step = _adagrad(grad[i, j], acc[r, j], lr, eps)
+            v = momentum * mom[r, j] - step
             mom[r, j] = v
             table[r, j] += v
 
@@ -56,20 +61,16 @@ def rows_adagrad(table, acc, rows, grad, lr, eps):  # type: ignore[no-untyped-de
     for i in prange(rows.shape[0]):
         r = rows[i]
         for j in range(table.shape[1]):
-            g = grad[i, j]
-            a = acc[r, j] + g * g
-            acc[r, j] = a
-            table[r, j] -= lr * (g / np.sqrt(a + eps))
+            acc[r, j], step = _adagrad(grad[i, j], acc[r, j], lr, eps)
+            table[r, j] -= step
 
 
 @njit(parallel=True, cache=True, boundscheck=False)
 def dense_adagrad_momentum(param, acc, mom, grad, lr, momentum, eps):  # type: ignore[no-untyped-def]
-    """The row kernel's arithmetic on flat (1-D) arrays: every element is touched."""
+    """The row kernel's update on flat (1-D) arrays: every element is touched."""
     for i in prange(param.shape[0]):
-        g = grad[i]
-        a = acc[i] + g * g
-        acc[i] = a
-        v = momentum * mom[i] - lr * (g / np.sqrt(a + eps))
+        acc[i], step = _adagrad(grad[i], acc[i], lr, eps)
+        v = momentum * mom[i] - step
         mom[i] = v
         param[i] += v
 
@@ -78,7 +79,5 @@ def dense_adagrad_momentum(param, acc, mom, grad, lr, momentum, eps):  # type: i
 def dense_adagrad(param, acc, grad, lr, eps):  # type: ignore[no-untyped-def]
     """Plain Adagrad on flat (1-D) arrays."""
     for i in prange(param.shape[0]):
-        g = grad[i]
-        a = acc[i] + g * g
-        acc[i] = a
-        param[i] -= lr * (g / np.sqrt(a + eps))
+        acc[i], step = _adagrad(grad[i], acc[i], lr, eps)
+        param[i] -= step

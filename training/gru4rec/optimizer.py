@@ -49,11 +49,12 @@ class AdagradMomentum:
             and kernels.usable_here()
         )
 
-    def _scalars(self) -> tuple[np.float32, np.float32, np.float32]:
-        """The kernels' scalars in float32, so their arithmetic stays float32.
+    def _kernel_setup(self) -> tuple[np.float32, np.float32, np.float32]:
+        """Threads and scalars for a kernel call.
 
-        Also gives the kernels as many threads as torch has (``--threads`` sets
-        torch's), so side-by-side runs on one core each stay on one core.
+        The kernels get as many threads as torch has (``--threads`` sets torch's),
+        so side-by-side runs on one core each stay on one core; the scalars are
+        float32, so the kernels' arithmetic stays float32.
         """
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         return np.float32(self.lr), np.float32(self.momentum), np.float32(self.eps)
@@ -64,7 +65,7 @@ class AdagradMomentum:
         if not index:
             return
         if all(self._uses_kernels(self.dense[i]) for i in index):
-            lr, momentum, eps = self._scalars()
+            lr, momentum, eps = self._kernel_setup()
             for i in index:
                 p = self.dense[i]
                 flat = (p.detach().numpy().reshape(-1), self.dense_acc[i].numpy().reshape(-1))
@@ -94,7 +95,7 @@ class AdagradMomentum:
         """Update ``table[rows]`` with their gradient ``grad``; ``rows`` must be unique."""
         acc_all = self.table_acc[id(table)]
         if self._uses_kernels(table):
-            lr, momentum, eps = self._scalars()
+            lr, momentum, eps = self._kernel_setup()
             shape = (len(rows), -1)  # biases are 1-D tables: one column
             t = table.detach().numpy().reshape(table.shape[0], -1)
             acc = acc_all.numpy().reshape(table.shape[0], -1)
