@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -182,9 +183,17 @@ def bench_gru4rec(
         help="also time the step's matrix products alone: the events/s no implementation "
         "of the same arithmetic can pass on this machine",
     ),
+    ab_optimizer: int = typer.Option(
+        0,
+        "--ab-optimizer",
+        min=0,
+        help="also time N steps with the optimizer's kernels and N with PyTorch's ops, "
+        "alternating 50-step chunks in one process (a ratio that survives a noisy machine)",
+    ),
 ) -> None:
     """Training events/s of GRU4Rec (no evaluation, no checkpoint), with its setup."""
     from training.gru4rec.ceiling import measure_ceiling
+    from training.gru4rec.interleaved import interleaved_rates, optimizer_variants
     from training.gru4rec.train import train
 
     _threads(threads)
@@ -207,7 +216,7 @@ def bench_gru4rec(
         f"{max(cpu_rates):,.0f} per CPU-second; "
         f"setup {result.setup_seconds:.1f}s, total {total:.1f}s"
     )
-    extra: dict[str, float] = {}
+    extra: dict[str, Any] = {}
     if ceiling:
         bound = measure_ceiling(p)
         console.print(
@@ -220,6 +229,22 @@ def bench_gru4rec(
             "ceiling_gflops": bound.gflops,
             "flops_per_event": bound.flops_per_event,
         }
+    if ab_optimizer:
+        ab = interleaved_rates(
+            train_part,
+            ds.n_items,
+            p,
+            optimizer_variants(),
+            steps=ab_optimizer,
+            compile_loss=compile_loss,
+        )
+        base = ab[-1].events_per_second
+        for rate in ab:
+            console.print(
+                f"interleaved, {rate.name}: {rate.events_per_second:,.0f} events/s "
+                f"(x{rate.events_per_second / base:.3f} of {ab[-1].name}, {rate.steps} steps)"
+            )
+        extra["interleaved_events_per_second"] = {r.name: r.events_per_second for r in ab}
     if json_out:
         rec = record(
             model="gru4rec",

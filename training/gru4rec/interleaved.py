@@ -1,0 +1,110 @@
+"""Time variants of the training step side by side, in one process, in alternating chunks.
+
+Why: on a shared machine a whole-epoch rate drifts by 10 to 20% from one run to
+the next, more than most changes to a step gain. Running the variants in turn,
+a few dozen steps each, on the same full mini-batches, puts the drift on all of
+them alike, so their ratio holds where their separate runs would not. Each
+variant trains its own model from the same initial weights; the order within a
+round alternates, so no variant always runs first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from models.gru4rec import GRU4Rec
+from training.data.sessions import Sessions
+from training.gru4rec.batching import build_schedule
+from training.gru4rec.params import GRU4RecParams
+from training.gru4rec.sampling import SampleStore
+from training.gru4rec.train import _Step, item_support
+
+# A variant adjusts a freshly built step (e.g. switches its optimizer to PyTorch's ops).
+Variant = Callable[[_Step], None]
+
+
+@dataclass(frozen=True)
+class VariantRate:
+    name: str
+    steps: int
+    seconds: float
+    batch_size: int
+
+    @property
+    def events_per_second(self) -> float:
+        return self.steps * self.batch_size / self.seconds
+
+
+def optimizer_variants() -> dict[str, Variant]:
+    """The optimizer's one-pass kernels against PyTorch's ops (the GPU path)."""
+
+    def torch_ops(step: _Step) -> None:
+        step.opt.fused = False
+
+    return {"kernels": lambda step: None, "torch-ops": torch_ops}
+
+
+def interleaved_rates(
+    sessions: Sessions,
+    n_items: int,
+    params: GRU4RecParams,
+    variants: dict[str, Variant],
+    *,
+    steps: int = 600,
+    chunk: int = 50,
+    warmup: int = 20,
+    compile_loss: bool = True,
+) -> list[VariantRate]:
+    """Events/s of each variant over ``steps`` full mini-batches, in chunks of ``chunk``."""
+    if steps < 1 or chunk < 1:
+        raise ValueError("steps and chunk must be at least 1")
+    schedule = build_schedule(sessions, params.batch_size, params.time_sort, min_active=1)
+    if schedule.n_full < warmup + steps:
+        raise ValueError(
+            f"{schedule.n_full} full mini-batches, {warmup + steps} needed "
+            "(fewer steps, or more sessions)"
+        )
+    support = item_support(sessions, n_items)
+    runs = []
+    for name, adjust in variants.items():
+        torch.manual_seed(params.seed)
+        model = GRU4Rec(n_items, params.layers, params.embedding, params.constrained_embedding)
+        model.train()
+        step = _Step(model, params, support, compile_loss=compile_loss)
+        adjust(step)
+        store = None
+        if params.n_sample:
+            generator = torch.Generator().manual_seed(params.seed)
+            store = SampleStore(
+                support, params.n_sample, params.sample_alpha, params.sample_store, generator
+            )
+        hidden = [torch.zeros(params.batch_size, h) for h in model.layers]
+        runs.append({"name": name, "step": step, "store": store, "hidden": hidden, "t": 0})
+
+    def advance(run: dict, n: int) -> None:
+        for _ in range(n):
+            t = run["t"]
+            y = schedule.targets[t]
+            if run["store"] is not None:
+                y = torch.cat([y, run["store"].next()])
+            hidden = [h * schedule.keep[t] for h in run["hidden"]]
+            _, run["hidden"] = run["step"](schedule.inputs[t], y, hidden)
+            run["t"] = t + 1
+
+    for run in runs:
+        advance(run, warmup)
+    seconds = dict.fromkeys(variants, 0.0)
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        order = runs if (done // chunk) % 2 == 0 else runs[::-1]
+        for run in order:
+            t0 = time.perf_counter()
+            advance(run, n)
+            seconds[run["name"]] += time.perf_counter() - t0
+        done += n
+    return [VariantRate(name, steps, seconds[name], params.batch_size) for name in variants]
