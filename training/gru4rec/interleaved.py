@@ -39,6 +39,17 @@ class VariantRate:
         return self.steps * self.batch_size / self.seconds
 
 
+@dataclass
+class _Run:
+    """One variant's own model, step, sample store and carried state."""
+
+    name: str
+    step: _Step
+    store: SampleStore | None
+    hidden: list[torch.Tensor]
+    t: int = 0
+
+
 def optimizer_variants() -> dict[str, Variant]:
     """The optimizer's one-pass kernels against PyTorch's ops (the GPU path)."""
 
@@ -69,7 +80,7 @@ def interleaved_rates(
             "(fewer steps, or more sessions)"
         )
     support = item_support(sessions, n_items)
-    runs = []
+    runs: list[_Run] = []
     for name, adjust in variants.items():
         torch.manual_seed(params.seed)
         model = GRU4Rec(n_items, params.layers, params.embedding, params.constrained_embedding)
@@ -83,17 +94,17 @@ def interleaved_rates(
                 support, params.n_sample, params.sample_alpha, params.sample_store, generator
             )
         hidden = [torch.zeros(params.batch_size, h) for h in model.layers]
-        runs.append({"name": name, "step": step, "store": store, "hidden": hidden, "t": 0})
+        runs.append(_Run(name, step, store, hidden))
 
-    def advance(run: dict, n: int) -> None:
+    def advance(run: _Run, n: int) -> None:
         for _ in range(n):
-            t = run["t"]
+            t = run.t
             y = schedule.targets[t]
-            if run["store"] is not None:
-                y = torch.cat([y, run["store"].next()])
-            hidden = [h * schedule.keep[t] for h in run["hidden"]]
-            _, run["hidden"] = run["step"](schedule.inputs[t], y, hidden)
-            run["t"] = t + 1
+            if run.store is not None:
+                y = torch.cat([y, run.store.next()])
+            hidden = [h * schedule.keep[t] for h in run.hidden]
+            _, run.hidden = run.step(schedule.inputs[t], y, hidden)
+            run.t = t + 1
 
     for run in runs:
         advance(run, warmup)
@@ -105,6 +116,6 @@ def interleaved_rates(
         for run in order:
             t0 = time.perf_counter()
             advance(run, n)
-            seconds[run["name"]] += time.perf_counter() - t0
+            seconds[run.name] += time.perf_counter() - t0
         done += n
     return [VariantRate(name, steps, seconds[name], params.batch_size) for name in variants]
