@@ -21,7 +21,7 @@ from training.data.sessions import Sessions
 from training.gru4rec.batching import build_schedule
 from training.gru4rec.params import GRU4RecParams
 from training.gru4rec.sampling import SampleStore
-from training.gru4rec.train import _Step, item_support
+from training.gru4rec.train import _Step, full_step, item_support
 
 # A variant adjusts a freshly built step (e.g. switches its optimizer to PyTorch's ops).
 Variant = Callable[[_Step], None]
@@ -98,13 +98,8 @@ def interleaved_rates(
 
     def advance(run: _Run, n: int) -> None:
         for _ in range(n):
-            t = run.t
-            y = schedule.targets[t]
-            if run.store is not None:
-                y = torch.cat([y, run.store.next()])
-            hidden = [h * schedule.keep[t] for h in run.hidden]
-            _, run.hidden = run.step(schedule.inputs[t], y, hidden)
-            run.t = t + 1
+            _, run.hidden = full_step(run.step, schedule, run.t, run.store, run.hidden)
+            run.t += 1
 
     for run in runs:
         advance(run, warmup)

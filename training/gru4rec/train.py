@@ -330,6 +330,24 @@ def train(
     return result
 
 
+def full_step(
+    step: _Step,
+    sched: Schedule,
+    t: int,
+    store: SampleStore | None,
+    hidden: list[torch.Tensor],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Step ``t`` of the schedule, a full mini-batch: (loss, new hidden state).
+
+    Resets the slots where a new session starts and appends the shared negatives.
+    """
+    hidden = [h * sched.keep[t] for h in hidden]
+    y = sched.targets[t]
+    if store is not None:
+        y = torch.cat([y, store.next().to(y.device)])
+    return step(sched.inputs[t], y, hidden)
+
+
 def _run_epoch(
     step: _Step,
     sched: Schedule,
@@ -366,17 +384,15 @@ def _run_epoch(
         for t in range(n_steps):
             if t >= sched.n_steps:  # this rank's shard is done; the other ranks' steps go on
                 step.idle()
-            else:
+            elif t < sched.n_full:
+                losses[t], hidden = full_step(step, sched, t, store, hidden)
+            else:  # the tail: slots without a session left sit out, the batch shrinks
                 hidden = [h * sched.keep[t] for h in hidden]  # reset the slots of new sessions
-                if t < sched.n_full:
-                    loss, hidden = step(sched.inputs[t], with_samples(sched.targets[t]), hidden)
-                else:  # the tail: slots without a session left sit out, the batch shrinks
-                    rows = sched.active[t].nonzero().view(-1)
-                    x, y = sched.inputs[t, rows], with_samples(sched.targets[t, rows])
-                    loss, new = step(x, y, [h[rows] for h in hidden])
-                    for h, n in zip(hidden, new, strict=True):
-                        h[rows] = n
-                losses[t] = loss
+                rows = sched.active[t].nonzero().view(-1)
+                x, y = sched.inputs[t, rows], with_samples(sched.targets[t, rows])
+                losses[t], new = step(x, y, [h[rows] for h in hidden])
+                for h, n in zip(hidden, new, strict=True):
+                    h[rows] = n
             if (t + 1) % report_every == 0 or t + 1 == n_steps:
                 k = int(counts[done : t + 1].sum())
                 done = t + 1
