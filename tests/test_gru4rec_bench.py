@@ -27,7 +27,7 @@ from training.gru4rec.batching import Schedule, build_schedule
 from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.params import GRU4RecParams, load_params
 from training.gru4rec.sampling import SampleStore
-from training.gru4rec.train import _Step, item_support, train
+from training.gru4rec.train import TrainStep, item_support, train
 
 
 class _SparseBaseline(nn.Module):
@@ -80,7 +80,7 @@ def _baseline_step(n_items: int, p: GRU4RecParams) -> Step:
 
 def _ours_step(n_items: int, p: GRU4RecParams, support: np.ndarray) -> Step:
     model = GRU4Rec(n_items, p.layers, p.embedding, p.constrained_embedding).train()
-    inner = _Step(model, p, support)
+    inner = TrainStep(model, p, support)
 
     def step(x_np: np.ndarray, y: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return inner(torch.from_numpy(x_np), y, [hidden])[1][0]

@@ -361,7 +361,7 @@ def _reference_steps(model: GRU4Rec, p: GRU4RecParams, batches: list) -> None:
     ids=["shared", "separate", "one-hot"],
 )
 def test_train_step_equals_the_textbook_step(embedding: dict) -> None:
-    from training.gru4rec.train import _Step
+    from training.gru4rec.train import TrainStep
 
     p = GRU4RecParams(
         loss="bpr-max",
@@ -381,7 +381,7 @@ def test_train_step_equals_the_textbook_step(embedding: dict) -> None:
     for _ in range(3):  # repeated items inside a step on purpose (inputs, targets, samples)
         x = torch.randint(0, 9, (4,), generator=gen)
         batches.append((x, torch.randint(0, 9, (9,), generator=gen)))
-    step = _Step(fast, p, np.ones(9))
+    step = TrainStep(fast, p, np.ones(9))
     hidden = [torch.zeros(4, 6)]
     for x, y in batches:
         _, hidden = step(x, y, hidden)

@@ -4,8 +4,9 @@ Why: on a shared machine a whole-epoch rate drifts by 10 to 20% from one run to
 the next, more than most changes to a step gain. Running the variants in turn,
 a few dozen steps each, on the same full mini-batches, puts the drift on all of
 them alike, so their ratio holds where their separate runs would not. Each
-variant trains its own model from the same initial weights; the order within a
-round alternates, so no variant always runs first.
+variant trains its own model from the same initial weights, on the CPU (the
+kernels it compares are CPU code); the order within a round alternates, so no
+variant always runs first.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from training.data.sessions import Sessions
 from training.gru4rec.batching import build_schedule
 from training.gru4rec.params import GRU4RecParams
 from training.gru4rec.sampling import SampleStore
-from training.gru4rec.train import _Step, full_step, item_support
+from training.gru4rec.train import TrainStep, full_step, item_support, sample_store
 
 # A variant adjusts a freshly built step (e.g. switches its optimizer to PyTorch's ops).
-Variant = Callable[[_Step], None]
+Variant = Callable[[TrainStep], None]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class _Run:
     """One variant's own model, step, sample store and carried state."""
 
     name: str
-    step: _Step
+    step: TrainStep
     store: SampleStore | None
     hidden: list[torch.Tensor]
     t: int = 0
@@ -53,7 +54,7 @@ class _Run:
 def optimizer_variants() -> dict[str, Variant]:
     """The optimizer's one-pass kernels against PyTorch's ops (the GPU path)."""
 
-    def torch_ops(step: _Step) -> None:
+    def torch_ops(step: TrainStep) -> None:
         step.opt.fused = False
 
     return {"kernels": lambda step: None, "torch-ops": torch_ops}
@@ -85,14 +86,9 @@ def interleaved_rates(
         torch.manual_seed(params.seed)
         model = GRU4Rec(n_items, params.layers, params.embedding, params.constrained_embedding)
         model.train()
-        step = _Step(model, params, support, compile_loss=compile_loss)
+        step = TrainStep(model, params, support, compile_loss=compile_loss)
         adjust(step)
-        store = None
-        if params.n_sample:
-            generator = torch.Generator().manual_seed(params.seed)
-            store = SampleStore(
-                support, params.n_sample, params.sample_alpha, params.sample_store, generator
-            )
+        store = sample_store(support, params, torch.Generator().manual_seed(params.seed))
         hidden = [torch.zeros(params.batch_size, h) for h in model.layers]
         runs.append(_Run(name, step, store, hidden))
 

@@ -93,7 +93,7 @@ class TrainResult:
     setup_seconds: float = 0.0
 
 
-class _Step:
+class TrainStep:
     """One training step on gathered rows; holds what stays fixed across steps."""
 
     def __init__(
@@ -161,8 +161,7 @@ class _Step:
         e = table.detach().index_select(0, in_rows).requires_grad_()
         w = m.Wy.detach().index_select(0, out_rows).requires_grad_()
         x_rows, o_rows = e[in_inv], w
-        leaves = [(m.Wy, out_rows, w), (table, in_rows, e)]
-        leaves.append((m.By, out_rows, bias))
+        leaves = [(m.Wy, out_rows, w), (table, in_rows, e), (m.By, out_rows, bias)]
         for q in self.dense:
             q.grad = None
         top, hidden = m.hidden_step(x_rows, hidden, p.dropout_p_embed, p.dropout_p_hidden)
@@ -307,12 +306,8 @@ def train(
         if rank:  # same initial weights, but each rank its own dropout masks
             torch.manual_seed(params.seed + rank)
     model.train()
-    step = _Step(model, params, support, world, compile_loss)
-    store = (
-        SampleStore(support, params.n_sample, params.sample_alpha, params.sample_store, generator)
-        if params.n_sample
-        else None
-    )
+    step = TrainStep(model, params, support, world, compile_loss)
+    store = sample_store(support, params, generator)
     main = world is None or world.is_main
     result = TrainResult(model=model, params=params, setup_seconds=time.perf_counter() - t0)
     for epoch in range(1, params.n_epochs + 1):
@@ -330,8 +325,19 @@ def train(
     return result
 
 
+def sample_store(
+    support: np.ndarray, params: GRU4RecParams, generator: torch.Generator
+) -> SampleStore | None:
+    """The negative-sample store of ``params`` (None when ``n_sample`` is 0)."""
+    if not params.n_sample:
+        return None
+    return SampleStore(
+        support, params.n_sample, params.sample_alpha, params.sample_store, generator
+    )
+
+
 def full_step(
-    step: _Step,
+    step: TrainStep,
     sched: Schedule,
     t: int,
     store: SampleStore | None,
@@ -349,7 +355,7 @@ def full_step(
 
 
 def _run_epoch(
-    step: _Step,
+    step: TrainStep,
     sched: Schedule,
     n_steps: int,
     store: SampleStore | None,
