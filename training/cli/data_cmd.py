@@ -1,8 +1,9 @@
-"""``nextitem data list`` and ``nextitem data info NAME``."""
+"""``nextitem data list``, ``nextitem data info NAME`` and ``nextitem data export NAME``."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from training.cli import app
 from training.data import load_dataset, registered
+from training.data.export import export_gru4rec
 from training.paths import data_dir
 
 data_app = typer.Typer(
@@ -73,3 +75,28 @@ def info(name: str = typer.Argument(..., help="registered name or FORMAT:PATH"))
         console.print(f"  source: {src}")
     if ds.notes:
         console.print(f"note: {ds.notes}")
+
+
+@data_app.command("export")
+def export(
+    name: str = typer.Argument(..., help="registered name or FORMAT:PATH"),
+    out: Path = typer.Option(..., "--out", help="folder for the TSV files"),
+) -> None:
+    """Write a session dataset's parts as GRU4Rec TSVs (SessionId, ItemId, Time).
+
+    The events nextitem trains and tests on, for other tools; ``gru4rec:OUT``
+    reads them back.
+    """
+    ds = load_dataset(name)
+    try:
+        files, custom = export_gru4rec(ds, out)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    for path in files:
+        console.print(f"wrote {path}")
+    for part in custom:
+        console.print(
+            f"[yellow]note:[/] {ds.name}'s {part} part scores {len(ds.targets[part]):,} chosen "
+            "events, not every non-first event; the TSV cannot carry that"
+        )

@@ -1,0 +1,61 @@
+"""Write a session dataset's parts as GRU4Rec TSV files (SessionId, ItemId, Time).
+
+Why: comparing against another implementation (the official GRU4Rec code, a
+session-kNN library, ...) is only fair on the very events nextitem trains and
+tests on, after its own preprocessing. The folder written here is the format
+those tools read, and ``gru4rec:FOLDER`` reads it back into the same sessions.
+
+- SessionId is the session's row in its part, ItemId the external item id.
+- Time is the event's unix time when the part has times; otherwise the event's
+  position in the part, so that time-sorting keeps the stored session order
+  (diginetica's files have no timestamps).
+- Test parts are written whole. A dataset whose test targets are not simply
+  every non-first event (``Dataset.targets``) cannot say so in this format:
+  ``export_gru4rec`` names such parts, so that the caller can warn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.data.sessions import Dataset
+
+# nextitem part -> the official split file's suffix (what ``load_gru4rec`` looks for)
+GRU4REC_FILES = {
+    "train": "train_full",
+    "test": "test",
+    "train_tr": "train_tr",
+    "valid": "train_valid",
+}
+
+
+def part_events(ds: Dataset, part: str) -> pd.DataFrame:
+    """One row per event of ``part``: SessionId, ItemId, Time, in stored order."""
+    s = ds.part(part)
+    if s.times is not None:
+        times = np.asarray(s.times, dtype=np.float64)
+        if np.all(times == np.round(times)):
+            times = times.astype(np.int64)
+    else:
+        times = np.arange(s.n_events, dtype=np.int64)
+    return pd.DataFrame(
+        {"SessionId": s.session_of_event(), "ItemId": ds.items.ids[s.items], "Time": times}
+    )
+
+
+def export_gru4rec(ds: Dataset, folder: Path) -> tuple[list[Path], list[str]]:
+    """Write ``folder/<name>_<split>.tsv`` per part; (files written, parts with custom targets)."""
+    if ds.kind != "session":
+        raise ValueError(f"{ds.name} is {ds.kind} data; only session data has this format")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for part, suffix in GRU4REC_FILES.items():
+        if part not in ds.parts:
+            continue
+        path = folder / f"{ds.name}_{suffix}.tsv"
+        part_events(ds, part).to_csv(path, sep="\t", index=False)
+        written.append(path)
+    return written, [p for p in ds.targets if p in ds.parts]
