@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import needs_shared_data
+from tests.conftest import needs_shared_data, run_cli
 from training.cli import app
 from training.data import load_dataset
+from training.data.errors import DataError
 from training.data.export import export_gru4rec, part_events
 from training.data.sessions import Dataset, ItemTable, Sessions
 
@@ -66,7 +67,7 @@ def test_export_round_trips_through_the_gru4rec_reader(tmp_path: Path) -> None:
 
 def test_only_session_data_is_exported(tmp_path: Path) -> None:
     ds = dataclasses.replace(_untimed(), kind="rating")
-    with pytest.raises(ValueError, match="only session data"):
+    with pytest.raises(DataError, match="only session data"):
         export_gru4rec(ds, tmp_path)
 
 
@@ -81,3 +82,12 @@ def test_cli_export_of_a_shared_dataset_reads_back_event_for_event(tmp_path: Pat
         np.testing.assert_array_equal(original.items.ids[a.items], back.items.ids[b.items])
     header = pd.read_csv(tmp_path / "yoochoose-100k_test.tsv", sep="\t", nrows=1)
     assert list(header.columns) == ["SessionId", "ItemId", "Time"]
+
+
+@needs_shared_data
+def test_cli_refuses_rating_data_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    assert run_cli(["data", "export", "ml-100k", "--out", str(tmp_path)], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "only session data" in err and "Traceback" not in err

@@ -88,11 +88,7 @@ def export(
     reads them back.
     """
     ds = load_dataset(name)
-    try:
-        files, custom = export_gru4rec(ds, out)
-    except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    files, custom = export_gru4rec(ds, out)
     for path in files:
         console.print(f"wrote {path}")
     for part in custom:

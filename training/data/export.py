@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.data.errors import DataError
 from training.data.sessions import Dataset
 
 # nextitem part -> the official split file's suffix (what ``load_gru4rec`` looks for)
@@ -49,7 +50,7 @@ def part_events(ds: Dataset, part: str) -> pd.DataFrame:
 def export_gru4rec(ds: Dataset, folder: Path) -> tuple[list[Path], list[str]]:
     """Write ``folder/<name>_<split>.tsv`` per part; (files written, parts with custom targets)."""
     if ds.kind != "session":
-        raise ValueError(f"{ds.name} is {ds.kind} data; only session data has this format")
+        raise DataError(f"{ds.name} is {ds.kind} data; only session data has this format")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for part, suffix in GRU4REC_FILES.items():
