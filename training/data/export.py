@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from training.data.errors import DataError
+from training.data.formats.events import GRU4REC_COLUMNS
 from training.data.sessions import Dataset
 
-# nextitem part -> the official split file's suffix (what ``load_gru4rec`` looks for)
+# nextitem part -> the official split file's suffix (the names ``load_gru4rec`` globs for)
 GRU4REC_FILES = {
     "train": "train_full",
     "test": "test",
@@ -42,8 +43,9 @@ def part_events(ds: Dataset, part: str) -> pd.DataFrame:
             times = times.astype(np.int64)
     else:
         times = np.arange(s.n_events, dtype=np.int64)
+    cols = GRU4REC_COLUMNS
     return pd.DataFrame(
-        {"SessionId": s.session_of_event(), "ItemId": ds.items.ids[s.items], "Time": times}
+        {cols.session: s.session_of_event(), cols.item: ds.items.ids[s.items], cols.time: times}
     )
 
 
