@@ -156,3 +156,16 @@ def test_gru4rec_folder(tmp_path: Path) -> None:
     assert ds.items.ids.tolist() == [10, 11, 12]
     assert rows(ds.part("test")) == [[2, 0]]
     assert np.allclose(ds.part("train").times, [1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("prefix", ["", "latest_"])
+def test_gru4rec_folder_finds_split_files_with_or_without_a_name(
+    tmp_path: Path, prefix: str
+) -> None:
+    """``test`` inside a name (``latest_train_full``) is not the test file."""
+    header = "SessionId\tItemId\tTime\n"
+    (tmp_path / f"{prefix}train_full.tsv").write_text(header + "1\t10\t1\n1\t11\t2\n")
+    (tmp_path / f"{prefix}test.tsv").write_text(header + "2\t11\t3\n2\t10\t4\n")
+    ds = load_dataset(f"gru4rec:{tmp_path}")
+    assert rows(ds.part("train")) == [[0, 1]]
+    assert rows(ds.part("test")) == [[1, 0]]

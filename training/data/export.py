@@ -22,16 +22,8 @@ import numpy as np
 import pandas as pd
 
 from training.data.errors import DataError
-from training.data.formats.events import GRU4REC_COLUMNS
+from training.data.formats.events import GRU4REC_COLUMNS, GRU4REC_SPLIT_FILES
 from training.data.sessions import Dataset
-
-# nextitem part -> the official split file's suffix (the names ``load_gru4rec`` globs for)
-GRU4REC_FILES = {
-    "train": "train_full",
-    "test": "test",
-    "train_tr": "train_tr",
-    "valid": "train_valid",
-}
 
 
 def part_events(ds: Dataset, part: str) -> pd.DataFrame:
@@ -55,10 +47,10 @@ def export_gru4rec(ds: Dataset, folder: Path) -> tuple[list[Path], list[str]]:
         raise DataError(f"{ds.name} is {ds.kind} data; only session data has this format")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for part, suffix in GRU4REC_FILES.items():
+    for part, ending in GRU4REC_SPLIT_FILES.items():
         if part not in ds.parts:
             continue
-        path = folder / f"{ds.name}_{suffix}.tsv"
+        path = folder / f"{ds.name}_{ending}.tsv"
         part_events(ds, part).to_csv(path, sep="\t", index=False)
         written.append(path)
     return written, [p for p in ds.targets if p in ds.parts]

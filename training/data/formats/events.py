@@ -3,9 +3,9 @@
 A raw log has one row per click: a session key, an item key and a time (unix
 seconds or milliseconds, or date strings). It gets the GRU4Rec preprocessing of
 ``training.data.preprocess``. A GRU4Rec folder already holds the official
-split files (``*train_full*`` and ``*test*``, optionally ``*train_tr*`` and
-``*train_valid*``) and is read as is, apart from dropping test events on items
-unseen in training.
+split files (``<name>_train_full`` and ``<name>_test``, optionally
+``<name>_train_tr`` and ``<name>_train_valid``; the name may be left out) and is
+read as is, apart from dropping test events on items unseen in training.
 """
 
 from __future__ import annotations
@@ -38,6 +38,16 @@ class Columns:
 
 
 GRU4REC_COLUMNS = Columns(session="SessionId", item="ItemId", time="Time")
+
+# The official split files of a GRU4Rec folder: nextitem part -> the file name's
+# ending (``<name>_<ending>.tsv``). ``load_gru4rec`` looks for these names and
+# ``training.data.export`` writes them.
+GRU4REC_SPLIT_FILES = {
+    "train": "train_full",
+    "test": "test",
+    "train_tr": "train_tr",
+    "valid": "train_valid",
+}
 
 
 def datetimes_to_seconds(values: pd.Series) -> np.ndarray:
@@ -143,8 +153,12 @@ def load_events(
     return events_dataset(name or path.stem, session, item, time, cfg, [path], categories)
 
 
-def _one(folder: Path, pattern: str) -> Path | None:
-    hits = sorted(folder.glob(pattern))
+def _split_file(folder: Path, ending: str) -> Path | None:
+    """The first ``*_<ending>*`` file (or, without a name, ``<ending>*``) in ``folder``.
+
+    The underscore keeps ``test`` from matching inside other words (``latest``).
+    """
+    hits = sorted(folder.glob(f"*_{ending}*")) or sorted(folder.glob(f"{ending}*"))
     return hits[0] if hits else None
 
 
@@ -159,14 +173,11 @@ def load_gru4rec(
         return load_events(path, cols, cfg, name, sep="\t")
     if not path.is_dir():
         raise DatasetNotFound(name or path.name, path)
-    roles = {
-        "train": _one(path, "*train_full*"),
-        "test": _one(path, "*_test*"),
-        "train_tr": _one(path, "*train_tr*"),
-        "valid": _one(path, "*train_valid*"),
-    }
+    roles = {part: _split_file(path, ending) for part, ending in GRU4REC_SPLIT_FILES.items()}
     if roles["train"] is None or roles["test"] is None:
-        raise DatasetNotFound(name or path.name, path, "expected *train_full* and *_test* files")
+        raise DatasetNotFound(
+            name or path.name, path, "expected <name>_train_full and <name>_test files"
+        )
     columns = {}
     for role, file in roles.items():
         if file is not None:
