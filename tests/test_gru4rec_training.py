@@ -293,6 +293,24 @@ def test_session_walk_evaluation_equals_prefix_protocol() -> None:
     assert walked == pytest.approx(prefixed, abs=1e-9)
 
 
+def test_metrics_by_repeat_split_the_whole() -> None:
+    """The repeat and new groups partition the targets: their weighted means are the whole."""
+    data = _cyclic_data()
+    result = train(data, 12, GRU4RecParams(**{**TINY, "n_epochs": 1}), progress=False)
+    walks = _cyclic_data(seed=2)
+    # Each walk, then its first item again: one re-click per session.
+    rows = [[*walks.session(i).tolist(), int(walks.session(i)[0])] for i in range(40)]
+    task = NextItemTask.from_sessions(_sessions(rows, list(np.arange(40, dtype=float))))
+    whole, _ = evaluate_sessions(result.model, task, ks=(1, 5), progress=False)
+    split, _ = evaluate_sessions(result.model, task, ks=(1, 5), progress=False, by_repeat=True)
+    share = split["repeat_share"]
+    assert share == pytest.approx(task.repeats().mean()) and 0 < share < 1
+    for key, value in whole.items():
+        assert split[key] == value
+        mixed = share * split[f"{key}_repeat"] + (1 - share) * split[f"{key}_new"]
+        assert mixed == pytest.approx(value, abs=1e-12)
+
+
 def test_params_files_and_validation() -> None:
     assert {"diginetica_bprmax_shared_best", "yoochoose_xe_shared_best"} <= set(bundled_names())
     assert len(bundled_names()) >= 6

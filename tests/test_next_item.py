@@ -28,6 +28,15 @@ def test_prefix_batches_are_left_padded() -> None:
     assert batch.targets.tolist() == [6, 7, 9]
 
 
+def test_repeats_mark_targets_clicked_earlier_in_their_session() -> None:
+    # Session 0: 5 6 5 5 7 6 -> targets 6 (new), 5 (seen), 5 (seen), 7 (new), 6 (seen).
+    # Session 1: 6 8 5 -> 6 and 5 were clicked in session 0 only: both new.
+    task = NextItemTask.from_sessions(sessions([[5, 6, 5, 5, 7, 6], [6, 8, 5]]))
+    assert task.repeats().tolist() == [False, True, True, False, True, False, False]
+    rows = NextItemTask(task.sessions, np.array([8, 3], np.int64))  # any order, any subset
+    assert rows.repeats().tolist() == [False, True]
+
+
 class LastItemPlusOne:
     """Predicts item (last + 1): a scorer whose metrics are easy to work out by hand."""
 

@@ -94,6 +94,11 @@ def train_gru4rec(
     compile_loss: bool = typer.Option(
         True, "--compile/--no-compile", help="compile the loss (about 20 s once; a faster step)"
     ),
+    by_repeat: bool = typer.Option(
+        False,
+        "--by-repeat",
+        help="also report the metrics over re-clicked targets (_repeat) and new ones (_new)",
+    ),
 ) -> None:
     """Train GRU4Rec, evaluate it (next-item, all items) and write a servable checkpoint."""
     from training.distributed import world_from_env
@@ -133,6 +138,7 @@ def train_gru4rec(
         progress=progress,
         on_epoch=_epoch_line,
         compile_loss=compile_loss,
+        by_repeat=by_repeat,
     )
     result = exported.result
     events = sum(e.events for e in result.epochs)

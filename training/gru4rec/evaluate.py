@@ -41,8 +41,14 @@ def evaluate_sessions(
     sessions_per_batch: int = 256,
     score_batch: int = 256,
     progress: bool = True,
+    by_repeat: bool = False,
 ) -> tuple[dict[str, float], float]:
-    """Recall@k and MRR@k over the task's targets; returns (metrics, seconds)."""
+    """Recall@k and MRR@k over the task's targets; returns (metrics, seconds).
+
+    ``by_repeat`` adds the same metrics over the targets clicked earlier in
+    their session (``<metric>_repeat``) and over the rest (``<metric>_new``),
+    and their share (``repeat_share``): see ``NextItemTask.repeats``.
+    """
     model.eval()
     start = time.perf_counter()
     sess = task.sessions
@@ -54,6 +60,8 @@ def evaluate_sessions(
     items = torch.from_numpy(sess.items.astype(np.int64))
     vectors = model.item_vectors()
     metrics = RankMetrics(ks)
+    repeats = torch.from_numpy(task.repeats()) if by_repeat else None
+    groups = {"repeat": RankMetrics(ks), "new": RankMetrics(ks)}
     order = np.argsort(of_target, kind="stable")
     sorted_sessions = of_target[order]
     with tqdm(
@@ -80,6 +88,17 @@ def evaluate_sessions(
             targets = items[torch.from_numpy(task.targets[picked])]
             for s in range(0, len(queries), score_batch):
                 scores = queries[s : s + score_batch] @ vectors.T
-                metrics.add(target_ranks(scores, targets[s : s + score_batch], ties))
+                ranks = target_ranks(scores, targets[s : s + score_batch], ties)
+                metrics.add(ranks)
+                if repeats is not None:
+                    again = repeats[torch.from_numpy(picked[s : s + score_batch])]
+                    groups["repeat"].add(ranks[again])
+                    groups["new"].add(ranks[~again])
             bar.update(len(picked))
-    return metrics.result(), time.perf_counter() - start
+    result = metrics.result()
+    if repeats is not None:
+        result["repeat_share"] = float(repeats.double().mean())
+        for name, group in groups.items():
+            if group.n:
+                result.update({f"{k}_{name}": v for k, v in group.result().items()})
+    return result, time.perf_counter() - start

@@ -73,6 +73,7 @@ def export_model(
     progress: bool = True,
     on_epoch: Any = None,
     compile_loss: bool = False,
+    by_repeat: bool = False,
 ) -> ExportResult:
     """Train on ``train_part``, evaluate on ``test_part`` (None: skip), write a checkpoint.
 
@@ -103,7 +104,7 @@ def export_model(
     if test_part:
         task = NextItemTask.from_dataset(ds, test_part)
         metrics, seconds["evaluate"] = evaluate_sessions(
-            result.model, task, ks=ks, ties=ties, progress=progress
+            result.model, task, ks=ks, ties=ties, progress=progress, by_repeat=by_repeat
         )
     epochs = [e.summary() for e in result.epochs]
     with tempfile.TemporaryDirectory() as tmp:
