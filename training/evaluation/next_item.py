@@ -70,9 +70,8 @@ class NextItemTask:
         s = self.sessions
         session = s.session_of_event()
         order = np.lexsort((np.arange(s.n_events), s.items, session))
-        again = (session[order][1:] == session[order][:-1]) & (
-            s.items[order][1:] == s.items[order][:-1]
-        )
+        by_session, by_item = session[order], s.items[order]
+        again = (by_session[1:] == by_session[:-1]) & (by_item[1:] == by_item[:-1])
         seen = np.zeros(s.n_events, dtype=bool)
         seen[order[1:]] = again
         return seen[self.targets]
