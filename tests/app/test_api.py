@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 import redis
-from test_app_support import N_ITEMS, LiveServer, item_id, write_tiny_checkpoint
+from tests.app.support import N_ITEMS, LiveServer, item_id, write_tiny_checkpoint
 
 from app.model_registry import ModelLoadError
 from app.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_cf_factor import random_ratings
+from tests.training.cf.test_factor import random_ratings
 from training.cf.validation import holdout
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from test_app_support import LiveServer, item_id, write_comirec_checkpoint
+from tests.app.support import LiveServer, item_id, write_comirec_checkpoint
 
 from app.settings import Settings
 

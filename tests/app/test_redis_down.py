@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from test_app_support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
 from app.settings import Settings
 

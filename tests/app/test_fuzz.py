@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from test_app_support import LiveServer, write_tiny_checkpoint
+from tests.app.support import LiveServer, write_tiny_checkpoint
 
 from app.main import create_app
 from app.settings import Settings

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.cf.rbm import RBM
-from tests.test_cf_factor import random_ratings
+from tests.training.cf.test_factor import random_ratings
 from training.cf.rbm_fit import RBMConfig, fit_rbm
 from training.params import ParamError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uvicorn
-from test_app_support import write_tiny_checkpoint
+from tests.app.support import write_tiny_checkpoint
 from typer.testing import CliRunner
 
 import training.cli.serve_cmd as serve_cmd

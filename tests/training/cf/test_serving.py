@@ -13,7 +13,7 @@ from models.cf.recommend import recommend, similar_items, top_n
 from models.contract import SequenceModel, max_scores
 from models.registry import build_model
 from tests.conftest import needs_shared_data
-from tests.test_cf_factor import random_ratings
+from tests.training.cf.test_factor import random_ratings
 from training.cf.baseline_fit import BaselineConfig, fit_baseline
 from training.cf.export import session_model
 from training.cf.factor_fit import SVDConfig, SVDppConfig, fit_svd, fit_svdpp

@@ -9,7 +9,7 @@ import pytest
 from models.cf.baseline import Baseline
 from models.cf.blend import Blend
 from models.cf.ratings import Ratings
-from tests.test_cf_factor import random_ratings
+from tests.training.cf.test_factor import random_ratings
 from training.cf.blend_fit import BlendConfig, fit_blend, ridge_weights
 from training.params import ParamError
 

@@ -22,8 +22,8 @@ from app.event_log import stream_key
 from app.jobs import settings_env
 from app.settings import Settings
 from tests.conftest import needs_shared_data, run_cli
-from tests.test_admin_api import wait_for
-from tests.test_app_support import LiveServer, write_tiny_checkpoint
+from tests.app.test_admin import wait_for
+from tests.app.support import LiveServer, write_tiny_checkpoint
 from training.checkpoint import current_version
 
 TOKEN = "e2e-token"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_app_support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
 from app.fastpath import plain_event, plain_query
 from app.service import Query
