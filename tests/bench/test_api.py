@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from training.cli.bench_api_cmd import _endpoint_against_search, search_figures
+from tests.bench.api import _endpoint_against_search, search_figures
 
 
 def test_endpoint_is_held_against_each_in_process_figure() -> None:

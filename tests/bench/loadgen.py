@@ -10,8 +10,8 @@ A click whose request fails is sent again with the same ``event_id`` until the
 service acknowledges it, as a shop's client should; the service accepts a
 repeated id once.
 
-Run as ``python -m training.loadgen SPEC.json OUT.npz``; the spec names the URL,
-duration, connections and the visits to replay.
+Run as ``python -m tests.bench.loadgen SPEC.json OUT.npz`` (``tests.bench.swap`` does);
+the spec names the URL, duration, connections and the visits to replay.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``nextitem bench api``: load benchmark of the HTTP service with wrk (``make bench-api``).
+"""Load benchmark of the HTTP service with wrk (``make bench-api``).
+
+Run as ``python -m tests.bench.api --model-dir DIR [options]`` on an otherwise idle
+machine (see ``tests/bench/README.md``).
 
 One uvicorn worker serves a checkpoint of the benchmark catalog with Redis
 sessions; wrk drives ``GET /healthz`` (the bare-endpoint baseline), ``GET
@@ -16,7 +19,6 @@ import re
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,13 +30,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tests.bench.program import program, run
+from tests.bench.service import Server, free_port
 from training.checkpoint import current_version, load_checkpoint
-from training.cli import bench_app
 from training.data import load_dataset
 from training.data.errors import DataError
-from training.report import record, write_json
+from training.report import environment, record, write_json
 
 console = Console()
+app = program()
 
 _LATENCY = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
@@ -92,47 +96,6 @@ def _lua_post(item_ids: list[str]) -> str:
     )
 
 
-class Server:
-    """``uvicorn app.main:create_app`` in a subprocess, one worker."""
-
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
-        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        cmd += ["--log-level", "warning", "--no-access-log"]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **env})
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the service exited during start-up")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the service did not become ready")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, efc: int) -> dict:
     """Recall@20 of HNSW against exact search, and queries/s of both.
 
@@ -171,7 +134,7 @@ def search_figures(vectors: np.ndarray, queries: np.ndarray, m: int, ef: int, ef
     return out
 
 
-@bench_app.command("api")
+@app.command()
 def bench_api(
     model_dir: Path = typer.Option(..., help="checkpoint directory with CURRENT (the catalog)"),
     dataset: str = typer.Option("diginetica", help="test sessions to replay (same catalog)"),
@@ -258,7 +221,7 @@ def bench_api(
     try:
         for label, extra in runs:
             server = Server(
-                {**env, "NEXTITEM_SEARCH_BATCH_MAX": str(search_batch_max), **extra}, _free_port()
+                {**env, "NEXTITEM_SEARCH_BATCH_MAX": str(search_batch_max), **extra}, free_port()
             )
             try:
                 server.wait_ready()
@@ -322,7 +285,7 @@ def bench_api(
         "load_before": os.getloadavg(),
         "model": {"kind": ckpt.kind, "version": version, **ckpt.hyperparameters},
     }
-    console.print(f"setup: {setup}")
+    console.print(f"setup: {setup}; {environment()}")
     if json_out is not None:
         metrics = {"recall@20": search["recall@20"]}
         rec = record(
@@ -388,3 +351,7 @@ def _populate(url: str, replay: list[list[str]], client: Any, prefix: str, n: in
         "bytes_p95": float(np.percentile(sizes, 95)),
         "clicks_mean": float(lengths.mean()),
     }
+
+
+if __name__ == "__main__":
+    run(app)

@@ -1,8 +1,12 @@
-"""``nextitem bench swap``: a retrain and a model swap under load, optionally with the API killed.
+"""A retrain and a model swap under load, optionally with the API killed (``make bench-swap``).
+
+Run as ``python -m tests.bench.swap [options]`` on an otherwise idle machine (see
+``tests/bench/README.md``).
 
 Set-up: a GRU4Rec trained on the dataset's train part is active; the service
-runs on Redis (one uvicorn worker) with ``nextitem worker`` beside it; the
-event log is preloaded with real visits. Then ``training.loadgen`` replays
+runs on Redis (``nextitem-server serve``, one uvicorn worker) with
+``nextitem-server worker`` beside it; the event log is preloaded with real
+visits. Then ``tests.bench.loadgen`` replays
 real visits for ``--seconds`` (click, recommendations, click...), and at
 ``--retrain-at`` seconds an admin asks for a retrain through the API. The
 record says how many requests were sent and failed, latency before / during /
@@ -29,11 +33,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from training.cli import bench_app
-from training.cli.bench_api_cmd import Server, _free_port
+from tests.bench.program import program, run
+from tests.bench.service import Server, free_port, start_worker
 from training.report import environment, write_json
 
 console = Console()
+app = program()
 
 
 def _visits(dataset: str, n: int, seed: int) -> tuple[list[list[str]], list[list[str]]]:
@@ -82,9 +87,9 @@ def _logged_event_ids(client: Any, prefix: str, model_dir: Path) -> set[str]:
     """Event ids of the load's clicks in the log: its archive (what retrains moved) + stream."""
     import pandas as pd
 
-    from app.event_archive import EventArchive
-    from app.event_log import stream_key
-    from app.event_snapshot import read_stream
+    from app.events.archive import EventArchive
+    from app.events.log import stream_key
+    from app.events.snapshot import read_stream
 
     parts = [
         EventArchive(model_dir / "event-archive").read(),
@@ -131,7 +136,7 @@ def _plot(samples: dict[str, np.ndarray], marks: dict[str, float], t0: float, pa
     plt.close(fig)
 
 
-@bench_app.command("swap")
+@app.command()
 def bench_swap(
     dataset: str = typer.Option("yoochoose-100k", help="catalog, first model and replayed visits"),
     seconds: int = typer.Option(60, min=10, help="duration of the load"),
@@ -171,15 +176,9 @@ def bench_swap(
         "NEXTITEM_MODEL_POLL_SECONDS": "1",
     }
     auth = {"Authorization": f"Bearer {token}"}
-    port = _free_port()
+    port = free_port()
     server = Server(env, port)
-    # the worker trains on one core, leaving the other to the API and the load
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "worker"],
-        env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(env)
     client = redis.Redis.from_url(redis_url)
     marks: dict[str, float] = {}
     job: dict[str, Any] = {}
@@ -192,9 +191,8 @@ def bench_swap(
         console.print(
             f"{preloaded:,} events preloaded; load for {seconds} s with {connections} visitors"
         )
-        load = subprocess.Popen(
-            [sys.executable, "-m", "training.loadgen", str(tmp / "spec.json"), str(tmp / "s.npz")]
-        )
+        loadgen = [sys.executable, "-m", "tests.bench.loadgen", str(tmp / "spec.json")]
+        load = subprocess.Popen([*loadgen, str(tmp / "s.npz")])
         t0 = time.time()
         with httpx.Client(base_url=server.url, timeout=30, headers=auth) as admin:
             events = sorted(
@@ -308,6 +306,15 @@ def bench_swap(
             str(p.get("rec_p99_ms", "")),
         )
     console.print(table)
+    console.print(
+        f"setup: {dataset}, {seconds} s of load, {connections} visitors, {preloaded:,} events "
+        f"preloaded, first model {first} ({epochs} epoch(s)); {result['environment']}, "
+        f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
     console.print(f"job: {result['job']['state']} -> {result['job']['version']}")
     console.print(f"events: {result['events']}; marks (s): {result['marks']}")
     console.print(f"wrote {run_dir / 'result.json'} and {run_dir / 'latency.png'}")
+
+
+if __name__ == "__main__":
+    run(app)
