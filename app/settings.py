@@ -21,7 +21,14 @@ class Settings(BaseSettings):
     event_log_path: Path | None = Field(
         None, description="embedded event log (JSON lines); default <model_dir>/event-log.jsonl"
     )
-    key_prefix: str = Field("nextitem", min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+    key_prefix: str = Field(
+        "nextitem",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\w.:-]+$",
+        description="first part of every Redis key, of the model channel and of the retrain "
+        "queue: services with different prefixes can share one Redis",
+    )
     session_ttl_seconds: int = Field(1800, ge=1, description="idle sessions expire after this")
     event_id_ttl_seconds: int = Field(
         86_400, ge=1, description="how long an event_id is remembered"
@@ -37,9 +44,18 @@ class Settings(BaseSettings):
         3, ge=1, le=20, description="with diversity > 0, retrieve this many times n per interest"
     )
     index: Literal["flat", "hnsw"] = Field("flat", description="flat = exact inner product")
-    hnsw_m: int = Field(32, ge=4, le=128)
-    hnsw_ef_construction: int = Field(200, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
+    hnsw_m: int = Field(
+        32, ge=4, le=128, description="with index=hnsw: neighbours per node of the HNSW graph"
+    )
+    hnsw_ef_construction: int = Field(
+        200, ge=8, description="with index=hnsw: search width while the graph is built"
+    )
+    hnsw_ef_search: int = Field(
+        128,
+        ge=8,
+        description="with index=hnsw: search width of a query, the lever between recall "
+        "against exact search and the scoring threads' work",
+    )
     index_device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto = GPU when faiss-gpu sees one"
     )
@@ -68,7 +84,7 @@ class Settings(BaseSettings):
         False,
         description="FastAPI's native OpenTelemetry traces, metrics and logs (for an "
         "OpenTelemetry SDK the process configures); off by default, as asking for the "
-        "configured providers on every request cost about 6% of an event's time",
+        "configured providers on every request costs a share of every event's time",
     )
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads of the process (unset = torch default)"
@@ -82,7 +98,12 @@ class Settings(BaseSettings):
         description="GIL switch interval of the process (Python's default 0.005): shorter turns "
         "keep the scoring thread from queueing behind the event loop",
     )
-    redis_timeout_seconds: float = Field(0.5, gt=0)
+    redis_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="connect and reply timeout of the session store's Redis calls; past it "
+        "ingestion answers 503 and recommendations fall back",
+    )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
     admin_token: SecretStr | None = Field(
         None,
