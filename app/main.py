@@ -16,18 +16,20 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.admin_auth import admin_token
-from app.event_log import FileEventLog
-from app.fastpath import FastPath
-from app.jobs import JobQueue, LocalJobQueue, RqJobQueue, job_store, sync_client
+from app.api import admin, events, health, items, recommendations, sessions
+from app.api.auth import admin_token
+from app.api.fast_path import FastPath
+from app.api.middleware import ServiceMiddleware
+from app.events.log import FileEventLog
+from app.jobs.queue import JobQueue, LocalJobQueue, RqJobQueue
+from app.jobs.store import job_store
 from app.metrics import Metrics
-from app.middleware import ServiceMiddleware
-from app.model_registry import ModelLoadError, ModelRegistry
-from app.model_watch import ModelWatcher
-from app.routers import admin, events, health, items, recommendations, sessions
-from app.scorer import Scorer
-from app.service import NoModel, Service
-from app.session_store import (
+from app.redis_client import sync_client
+from app.serving.hot_swap import ModelWatcher
+from app.serving.registry import ModelLoadError, ModelRegistry
+from app.serving.scorer import Scorer
+from app.serving.service import NoModel, Service
+from app.sessions.store import (
     STORE_DOWN_DETAIL,
     MemorySessionStore,
     RedisSessionStore,

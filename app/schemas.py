@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -94,3 +94,57 @@ class SessionView(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# Retrain jobs: POST /admin/retrain's body and the job record an admin follows.
+
+JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
+FINISHED: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
+
+
+class RetrainRequest(BaseModel):
+    """What to train: ``POST /admin/retrain``'s body, kept in the job record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["gru4rec", "comirec-sa", "comirec-dr", "mind"] = Field(
+        "gru4rec", description="model kind to train"
+    )
+    params: dict[str, Any] | None = Field(
+        None, description="hyperparameters over the defaults, e.g. {'n_epochs': 5}"
+    )
+    base_dataset: str | None = Field(
+        None,
+        max_length=200,
+        description="a registered dataset trained on together with the event log (same item ids)",
+    )
+    since: datetime | None = Field(None, description="use only logged events from this time on")
+    gate_ratio: float | None = Field(
+        None, ge=0, description="override of the quality gate (Recall@20 >= ratio x active)"
+    )
+    holdout_fraction: float | None = Field(
+        None, gt=0, lt=1, description="override: newest share of sessions held out for the gate"
+    )
+    min_item_support: int = Field(
+        5, ge=1, description="items clicked fewer times are dropped before training"
+    )
+
+
+class JobRecord(BaseModel):
+    job_id: str
+    state: JobState
+    request: RetrainRequest
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    progress: float = Field(0.0, description="0 to 1")
+    stage: str = Field("queued", description="what the job is doing now")
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, description="hold-out figures of the new and the active model"
+    )
+    version: str | None = Field(None, description="the checkpoint the job wrote")
+    activated: bool = False
+    consumed_up_to: str | None = Field(
+        None, description="the last event-log position the job trained on"
+    )
+    error: str | None = None

@@ -1,6 +1,6 @@
 """Admin: trigger a retrain, follow its job, list model versions, activate one.
 
-Every endpoint needs the admin bearer token (``app.admin_auth``). A retrain is
+Every endpoint needs the admin bearer token (``app.api.auth``). A retrain is
 queued and answered at once (202); the worker does the training.
 """
 
@@ -14,19 +14,13 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from app.admin_auth import AdminDep
-from app.jobs import (
-    JobQueue,
-    JobRecord,
-    JobStore,
-    RetrainRequest,
-    new_job,
-    publish_model,
-    reconcile,
-)
-from app.model_registry import ModelLoadError, ModelRegistry
-from app.schemas import Problem
-from app.session_store import StoreUnavailable
+from app.api.auth import AdminDep
+from app.jobs.channel import publish_model
+from app.jobs.queue import JobQueue, reconcile
+from app.jobs.store import JobStore, new_job
+from app.schemas import JobRecord, Problem, RetrainRequest
+from app.serving.registry import ModelLoadError, ModelRegistry
+from app.sessions.store import StoreUnavailable
 from app.settings import Settings
 from training.checkpoint import (
     CheckpointError,

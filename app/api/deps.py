@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
 
 from app.schemas import _ID_PATTERN
-from app.service import Service
+from app.serving.service import Service
 from app.settings import Settings
 
 

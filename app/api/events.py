@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel
 
-from app.deps import ServiceDep, SettingsDep
+from app.api.deps import ServiceDep, SettingsDep
 from app.schemas import BatchAck, Event, EventAck, EventBatch, Problem
 
 router = APIRouter(prefix="/v1/events", tags=["events"])

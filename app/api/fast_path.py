@@ -30,11 +30,11 @@ import re
 from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.routers import events
-from app.routers.recommendations import DIVERSITY_MAX, SESSION_PATH, router
+from app.api import events
+from app.api.recommendations import DIVERSITY_MAX, SESSION_PATH, router
 from app.schemas import Event
-from app.service import Query, Service
-from app.session_store import STORE_DOWN_DETAIL, StoreUnavailable
+from app.serving.service import Query, Service
+from app.sessions.store import STORE_DOWN_DETAIL, StoreUnavailable
 
 # The routes this path stands in for, named in ``scope`` as routing would (metrics label by them).
 _ROUTE = next(r for r in router.routes if r.path == SESSION_PATH)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from app.deps import ItemIdPath, ServiceDep, SettingsDep, check_n, json_response
+from app.api.deps import ItemIdPath, ServiceDep, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations
-from app.service import UnknownItem
+from app.serving.service import UnknownItem
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 

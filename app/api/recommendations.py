@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from app.deps import ServiceDep, SessionIdPath, SettingsDep, check_n, json_response
+from app.api.deps import ServiceDep, SessionIdPath, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations, StatelessRequest
-from app.service import Query as RecQuery
+from app.serving.service import Query as RecQuery
 
 router = APIRouter(tags=["recommendations"])
 

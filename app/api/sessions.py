@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from app.deps import ServiceDep, SessionIdPath
+from app.api.deps import ServiceDep, SessionIdPath
 from app.schemas import Problem, SessionView
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])

@@ -6,7 +6,7 @@ neither half-read nor lost: the next job's snapshot includes them. The job
 records the position (``consumed_up_to``).
 
 With Redis, the snapshot also moves what it read from the stream to the
-archive (``app.event_archive``) and trims the stream, under a lock so that two
+archive (``app.events.archive``) and trims the stream, under a lock so that two
 workers never archive the same entries.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import redis
 
-from app.event_archive import EventArchive, parse_id
-from app.event_log import LoggedEvent, decode_entry, stream_key
+from app.events.archive import EventArchive, parse_id
+from app.events.log import LoggedEvent, decode_entry, stream_key
 
 COLUMNS = ["session_id", "item_id", "ts", "event_type", "event_id"]
 

@@ -18,8 +18,8 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.jobs import model_channel
-from app.model_registry import ModelLoadError, ModelRegistry
+from app.jobs.channel import model_channel
+from app.serving.registry import ModelLoadError, ModelRegistry
 from app.settings import Settings
 from training.checkpoint import current_version
 

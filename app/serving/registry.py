@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from app.gc_policy import freeze_heap
-from app.item_index import ItemIndex
 from app.metrics import Metrics
+from app.serving.heap import freeze_heap
+from app.serving.item_index import ItemIndex
 from app.settings import Settings
 from models.contract import SequenceModel
 from models.registry import build_model

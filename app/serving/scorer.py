@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from app.metrics import Metrics
-from app.model_registry import ServingModel
+from app.serving.registry import ServingModel
 
 log = logging.getLogger(__name__)
 

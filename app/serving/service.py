@@ -1,7 +1,7 @@
 """What the endpoints do, independent of HTTP: ingest events, recommend, find similar items.
 
 Handlers are async and only wait on I/O here; every model step, index search
-and aggregation runs in the scoring threads (``app.scorer``).
+and aggregation runs in the scoring threads (``app.serving.scorer``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.event_log import LoggedEvent
+from app.events.log import LoggedEvent
 from app.metrics import Metrics
-from app.model_registry import ModelRegistry, ServingModel
 from app.schemas import Event, EventAck, Fallback
-from app.scorer import ScoreJob, Scorer
-from app.session_store import SessionRecord, SessionStore, StoreUnavailable
+from app.serving.registry import ModelRegistry, ServingModel
+from app.serving.scorer import ScoreJob, Scorer
+from app.sessions.store import SessionRecord, SessionStore, StoreUnavailable
 from app.settings import Settings
 from models.aggregators import Ranked, diversity_greedy, max_score
 

@@ -20,7 +20,7 @@ script, so the two keys change together. ``<prefix>:eid:<event_id>`` remembers
 an event id for idempotent retries.
 
 Each script takes many sessions (or events) at once: concurrent requests are
-grouped into one call (``app.coalesce``), so under load a round trip serves
+grouped into one call (``app.sessions.group_commit``), so under load a round trip serves
 every request that arrived while the previous one was out. The scripts touch
 keys of many sessions in one call, so they need one Redis, not a cluster
 (the stream already made that so).
@@ -39,8 +39,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.coalesce import Coalescer
-from app.event_log import FileEventLog, LoggedEvent, stream_key
+from app.events.log import FileEventLog, LoggedEvent, stream_key
+from app.sessions.group_commit import Coalescer
 
 
 class StoreUnavailable(Exception):
@@ -204,7 +204,7 @@ class RedisSessionStore:
         self._ingest_script = self.client.register_script(_INGEST)
         self._save_script = self.client.register_script(_SAVE_STATES)
         self._get_script = self.client.register_script(_GET)
-        # Concurrent requests share round trips (``app.coalesce``): one script call
+        # Concurrent requests share round trips (``app.sessions.group_commit``): one script call
         # appends the events of every waiting request, one reads every waiting session.
         self._ingests: Coalescer[LoggedEvent, bool] = Coalescer(self._ingest_many, max_items=1000)
         self._gets: Coalescer[str, SessionRecord | None] = Coalescer(self._get_many)

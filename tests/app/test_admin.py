@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from app.jobs import publish_model
+from app.jobs.channel import publish_model
 from app.settings import Settings
 from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 from training.checkpoint import WEIGHTS, current_version, set_current

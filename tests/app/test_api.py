@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pytest
 import redis
-from tests.app.support import N_ITEMS, LiveServer, item_id, write_tiny_checkpoint
 
-from app.model_registry import ModelLoadError
+from app.serving.registry import ModelLoadError
 from app.settings import Settings
+from tests.app.support import N_ITEMS, LiveServer, item_id, write_tiny_checkpoint
 from training.checkpoint import WEIGHTS, set_current
 
 

@@ -1,4 +1,4 @@
-"""Group commit (app.coalesce): concurrent callers share calls, each gets its own results."""
+"""Group commit (app.sessions.group_commit): concurrent callers share calls, each gets theirs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.coalesce import Coalescer
-from app.session_store import StoreUnavailable
+from app.sessions.group_commit import Coalescer
+from app.sessions.store import StoreUnavailable
 
 
 class Doubler:

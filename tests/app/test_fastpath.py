@@ -11,11 +11,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
-from app.fastpath import plain_event, plain_query
-from app.service import Query
+from app.api.fast_path import plain_event, plain_query
+from app.serving.service import Query
 from app.settings import Settings
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
 
 @pytest.mark.parametrize(

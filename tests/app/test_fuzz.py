@@ -11,10 +11,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from tests.app.support import LiveServer, write_tiny_checkpoint
 
 from app.main import create_app
 from app.settings import Settings
+from tests.app.support import LiveServer, write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

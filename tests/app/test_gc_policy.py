@@ -1,10 +1,10 @@
-"""The serving process freezes its long-lived heap (app.gc_policy)."""
+"""The serving process freezes its long-lived heap (app.serving.heap)."""
 
 from __future__ import annotations
 
 import gc
 
-from app.gc_policy import freeze_heap
+from app.serving.heap import freeze_heap
 
 
 class _Node:

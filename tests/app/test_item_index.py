@@ -11,10 +11,10 @@ import faiss
 import numpy as np
 import pytest
 
-import app.item_index as item_index
-from app.item_index import IndexConfigError, ItemIndex
+import app.serving.item_index as item_index
 from app.metrics import Metrics
-from app.scorer import ScoreJob, Scorer
+from app.serving.item_index import IndexConfigError, ItemIndex
+from app.serving.scorer import ScoreJob, Scorer
 from models.aggregators import max_score
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from tests.app.support import LiveServer, item_id, write_comirec_checkpoint
 
 from app.settings import Settings
+from tests.app.support import LiveServer, item_id, write_comirec_checkpoint
 
 
 def category(external_id: str) -> int:

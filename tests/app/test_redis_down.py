@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
 from app.settings import Settings
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 

@@ -16,14 +16,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import redis
+from typer.testing import CliRunner
 
-from app.event_archive import EventArchive
-from app.event_log import stream_key
-from app.jobs import settings_env
+from app.cli import cli
+from app.events.archive import EventArchive
+from app.events.log import stream_key
+from app.jobs.queue import settings_env
 from app.settings import Settings
-from tests.conftest import needs_shared_data, run_cli
-from tests.app.test_admin import wait_for
 from tests.app.support import LiveServer, write_tiny_checkpoint
+from tests.app.test_admin import wait_for
+from tests.conftest import needs_shared_data
 from training.checkpoint import current_version
 
 TOKEN = "e2e-token"
@@ -71,9 +73,9 @@ def stream_pos(entry_id: str) -> tuple[int, int]:
 
 
 def run_worker(settings: Settings) -> subprocess.CompletedProcess:
-    """``nextitem worker --burst``: works off the queue, then exits."""
+    """``nextitem-server worker --burst``: works off the queue, then exits."""
     env = {**os.environ, **settings_env(settings)}
-    cmd = [sys.executable, "-m", "training.cli", "worker", "--burst"]
+    cmd = [sys.executable, "-m", "app.cli", "worker", "--burst"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -158,8 +160,9 @@ def test_retrain_embedded_runs_jobs_in_a_child_process(tmp_path: Path) -> None:
         assert [j["job_id"] for j in listed] == [good.json()["job_id"], bad.json()["job_id"]]
 
 
-def test_worker_without_redis_says_so(monkeypatch, tmp_path: Path, capsys) -> None:
+def test_worker_without_redis_says_so(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("NEXTITEM_REDIS_URL", raising=False)
     monkeypatch.setenv("NEXTITEM_MODEL_DIR", str(tmp_path))
-    assert run_cli(["worker"], monkeypatch) == 2
-    assert "NEXTITEM_REDIS_URL" in capsys.readouterr().out
+    result = CliRunner().invoke(cli, ["worker"])
+    assert result.exit_code == 2
+    assert "NEXTITEM_REDIS_URL" in result.output

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.event_log import FileEventLog, LoggedEvent
-from app.session_store import MemorySessionStore, RedisSessionStore
+from app.events.log import FileEventLog, LoggedEvent
+from app.sessions.store import MemorySessionStore, RedisSessionStore
 
 
 @pytest.fixture(params=["memory", "redis"])

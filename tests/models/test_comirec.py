@@ -366,9 +366,9 @@ def test_training_runs_on_the_chosen_device_and_returns_to_the_cpu(cls, one_torc
     On a GPU machine the same code picks ``cuda``; here an explicit ``cpu`` must
     give the very same model as the default choice.
     """
-    from training.cli.serve_cmd import demo_dataset
     from training.comirec.data import prepare
     from training.comirec.train import TrainConfig, train
+    from training.data.demo import demo_dataset
 
     ds = demo_dataset()
     seq = Dataset(name="demo", kind="sequence", items=ds.items, parts={"all": ds.parts["train"]})
@@ -403,10 +403,10 @@ def test_sa_numpy_interests_follow_the_weights_and_match_the_batched_pass() -> N
 
 def test_validation_on_a_fixed_user_sample(monkeypatch) -> None:
     """``valid_users`` caps validation to one random subset, the same at every evaluation."""
-    from training.cli.serve_cmd import demo_dataset
     from training.comirec import train as train_module
     from training.comirec.data import prepare
     from training.comirec.train import TrainConfig, train
+    from training.data.demo import demo_dataset
 
     ds = demo_dataset()
     seq = Dataset(name="demo", kind="sequence", items=ds.items, parts={"all": ds.parts["train"]})

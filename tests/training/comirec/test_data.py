@@ -95,8 +95,8 @@ def test_short_training_beats_popularity(ml1m) -> None:
 
 def test_a_session_dataset_trains_as_sequences() -> None:
     """A shop's click log (sessions) feeds the multi-interest models: one sequence per session."""
-    from training.cli.serve_cmd import demo_dataset
     from training.comirec.data import sequence_part
+    from training.data.demo import demo_dataset
 
     ds = demo_dataset()
     assert sequence_part(ds) == "train"

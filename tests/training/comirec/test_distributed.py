@@ -18,8 +18,8 @@ CFG = TrainConfig(max_iter=6, eval_every=3, batch_size=8, seed=0)
 
 
 def _data():
-    from training.cli.serve_cmd import demo_dataset
     from training.comirec.data import prepare
+    from training.data.demo import demo_dataset
     from training.data.sessions import Dataset
 
     ds = demo_dataset()
