@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test test-slow bench bench-api lint format clean
+.PHONY: install serve test test-slow bench bench-api bench-swap bench-gru4rec bench-cf \
+	bench-multi-interest lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nextitem needs Python >= 3.11"'
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/nextitem serve
+	$(BIN)/nextitem-server serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -23,6 +24,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# The pytest benchmarks (marker `bench`): our GRU4Rec step against a sparse baseline, CF against
+# Surprise's fit times. Every benchmark wants an otherwise idle machine (tests/bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -s
 
@@ -31,7 +34,30 @@ BENCH_API_MODELS ?= runs/bench-api/models
 bench-api: $(STAMP)
 	@test -f $(BENCH_API_MODELS)/CURRENT || $(BIN)/nextitem train gru4rec --dataset diginetica \
 		--params layers=100 --out $(BENCH_API_MODELS) --activate
-	$(BIN)/nextitem bench api --model-dir $(BENCH_API_MODELS) --json runs/bench-api/result.json
+	$(BIN)/python -m tests.bench.api --model-dir $(BENCH_API_MODELS) --json runs/bench-api/result.json
+
+# A retrain and its hot swap under load (Redis, serve + worker): runs/bench-swap/<run>/.
+bench-swap: $(STAMP)
+	$(BIN)/python -m tests.bench.swap --out runs/bench-swap
+
+# GRU4Rec training events/s beside the matrix-product ceiling of its step.
+BENCH_GRU4REC_DATASET ?= diginetica
+BENCH_GRU4REC_PARAMS ?= diginetica_bprmax_shared_best
+bench-gru4rec: $(STAMP)
+	$(BIN)/python -m tests.bench.gru4rec_speed --dataset $(BENCH_GRU4REC_DATASET) \
+		--params $(BENCH_GRU4REC_PARAMS) --json runs/bench-gru4rec/result.json
+
+# Our CF models beside scikit-surprise (the `bench` extra) on the five ml-100k folds.
+bench-cf: $(STAMP)
+	@$(BIN)/python -c 'import surprise' 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m tests.bench.cf_surprise --dataset ml-100k --folds u1..u5 \
+		--json runs/bench-cf/result.json --plot runs/bench-cf/result.png
+
+# Multi-interest training and serving speed by number of interests (ComiRec-SA on ml-1m).
+bench-multi-interest: $(STAMP)
+	$(BIN)/python -m tests.bench.multi_interest --model comirec-sa --dataset ml-1m \
+		--json runs/bench-multi-interest/result.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models training tests

@@ -12,6 +12,7 @@ import fnmatch
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,29 +20,32 @@ import typer
 import typer.main
 import yaml
 
-from app.routers.health import router as health_router
-from training.cli import app
+from app.api.health import router as health_router
+from app.cli import cli as server_cli
+from training.cli import app as trainer_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 MODEL_USERS = ("api", "worker", "trainer-gpu")
+#: the console scripts of pyproject.toml and the typer apps behind them
+PROGRAMS = {"nextitem": trainer_cli, "nextitem-server": server_cli}
 #: click's UsageError, whether typer uses click or its own copy of it
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def resolve(args: list[str]) -> tuple[typer.core.TyperCommand, typer.Context]:
-    """Parse ``nextitem ARGS`` with the real CLI, without running it.
+    """Parse ``nextitem[-server] ARGS`` with the real CLI, without running it.
 
     Click raises a usage error for an unknown command or option, a bad value
     (``--workers 0``, ``--port abc``) or a missing required option.
     """
-    assert args[0] == "nextitem", args
-    command = typer.main.get_command(app)
+    assert args[0] in PROGRAMS, args
+    command = typer.main.get_command(PROGRAMS[args[0]])
     rest = list(args[1:])
     while hasattr(command, "list_commands"):  # a group: the next word names a subcommand
         assert rest, f"{shlex.join(args)} names a group, not a command"
-        ctx = typer.Context(command, info_name="nextitem")
+        ctx = typer.Context(command, info_name=args[0])
         sub = command.get_command(ctx, rest[0])
         assert sub is not None, f"`{shlex.join(args)}`: no command {rest[0]!r}"
         command, rest = sub, rest[1:]
@@ -93,13 +97,19 @@ def image_services() -> dict[str, Path]:
 # ------------------------------------------------------------------ the resolver
 
 
+def test_programs_are_the_console_scripts() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"nextitem": "training.cli:main", "nextitem-server": "app.cli:main"}
+
+
 def test_resolve_catches_unknown_commands_options_and_bad_values() -> None:
-    command, ctx = resolve(["nextitem", "serve", "--port", "9000", "--workers", "3"])
+    command, ctx = resolve(["nextitem-server", "serve", "--port", "9000", "--workers", "3"])
     assert command.name == "serve" and ctx.params["port"] == 9000 and ctx.params["workers"] == 3
     for bad in (
-        ["nextitem", "srve"],
-        ["nextitem", "serve", "--threads", "2"],
-        ["nextitem", "serve", "--workers", "0"],
+        ["nextitem-server", "srve"],
+        ["nextitem-server", "serve", "--threads", "2"],
+        ["nextitem-server", "serve", "--workers", "0"],
+        ["nextitem", "serve"],  # the trainer's program does not serve
         ["nextitem", "train"],
     ):
         with pytest.raises((USAGE_ERROR, AssertionError)):
@@ -162,7 +172,7 @@ def test_gpu_trainer_runs_under_its_profile_with_a_gpu_reserved() -> None:
 @pytest.mark.parametrize("name", sorted(n for n, s in SERVICES.items() if "command" in s))
 def test_service_commands_exist_in_the_cli(name: str) -> None:
     command = SERVICES[name]["command"]
-    if command[0] != "nextitem":
+    if command[0] not in PROGRAMS:
         assert name == "redis"
         return
     resolve(command)
