@@ -156,12 +156,13 @@ def bench_swap(
     import redis
 
     from training.gru4rec.export import DEFAULT_PARAMS, export_model
+    from training.gru4rec.params import load_params
 
     label = f"{'kill' if kill_at is not None else 'swap'}-{time.strftime('%Y%m%dT%H%M%S')}"
     run_dir = out / label
     model_dir = run_dir / "models"
     console.print(f"training the first model on {dataset} ({epochs} epoch(s))")
-    params = f"{DEFAULT_PARAMS},n_epochs={epochs}"
+    params = load_params(DEFAULT_PARAMS, {"n_epochs": epochs})
     first = export_model(dataset, model_dir, params, activate=True, progress=False).path.name
     replay, rest = _visits(dataset, 5000, seed)
     prefix = f"nextitem-bench:{uuid.uuid4().hex[:10]}"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.bench.ceiling import Ceiling, measure_ceiling, step_gemms
+from tests.bench.gru4rec_speed import app
 from tests.conftest import needs_shared_data
-from training.cli import app
-from training.gru4rec.ceiling import Ceiling, measure_ceiling, step_gemms
 from training.gru4rec.params import GRU4RecParams
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,7 +73,7 @@ def test_bench_reports_the_ceiling(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "bench", "gru4rec", "--dataset", "diginetica", "--sessions", "300", "--no-compile",
+            "--dataset", "diginetica", "--sessions", "300", "--no-compile",
             "--params", "layers=[16],n_sample=32,batch_size=8", "--json", str(out),
         ],
     )  # fmt: skip

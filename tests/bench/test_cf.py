@@ -20,7 +20,7 @@ pytest.importorskip("surprise")
 def test_faster_than_surprise_at_equal_accuracy(capsys):
     from rich.console import Console
 
-    from training.cf.bench import print_bench, run_bench, summarise
+    from tests.bench.cf_surprise import print_bench, run_bench, summarise
     from training.data import load_dataset
 
     ds = load_dataset("ml-100k")

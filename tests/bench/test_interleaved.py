@@ -1,4 +1,4 @@
-"""Interleaved timing of training-step variants (``nextitem bench gru4rec --ab-optimizer``)."""
+"""Interleaved timing of training-step variants (``tests.bench.gru4rec_speed --ab-optimizer``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.bench.gru4rec_speed import app
+from tests.bench.interleaved import interleaved_rates, optimizer_variants
 from tests.conftest import needs_shared_data
-from training.cli import app
 from training.data.sessions import Sessions
-from training.gru4rec.interleaved import interleaved_rates, optimizer_variants
 from training.gru4rec.params import GRU4RecParams
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -75,7 +75,7 @@ def test_bench_reports_the_interleaved_optimizer_rates(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "bench", "gru4rec", "--dataset", "diginetica", "--sessions", "300", "--no-compile",
+            "--dataset", "diginetica", "--sessions", "300", "--no-compile",
             "--no-ceiling", "--ab-optimizer", "20",
             "--params", "layers=[16],n_sample=32,batch_size=8", "--json", str(out),
         ],

@@ -3,14 +3,12 @@
 Every command fits on each requested fold's base part, reports RMSE / MAE on its
 test part (per fold and the mean), can print a top-N list for a user and the
 items most similar to an item, and with ``--out`` exports the model fitted on
-the first fold as a servable checkpoint. ``nextitem bench cf`` runs the same
-folds with scikit-surprise beside ours.
+the first fold as a servable checkpoint.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.cf.folds import FAMILIES, FoldResult, config_dict, evaluate_fold, make_config
-from training.cli import bench_app, train_app
+from training.cli import train_app
 from training.data import load_dataset
 from training.data.sessions import Dataset
 from training.params import ParamError, parse_params
@@ -147,27 +145,3 @@ def _command(name: str):
 
 for _name in FAMILIES:
     train_app.command(_name)(_command(_name))
-
-
-@bench_app.command("cf")
-def cf_bench(
-    dataset: str = typer.Option("ml-100k"),
-    folds: str = typer.Option("u1", help="fold(s): u1 or u1..u5"),
-    models: str = typer.Option("baseline,svd,svdpp,itemknn", help="comma-separated"),
-    seed: int = typer.Option(0),
-    json_out: Path | None = typer.Option(None, "--json"),
-    plot: Path | None = typer.Option(None, help="write a PNG of RMSE and fit seconds"),
-) -> None:
-    """Our models beside scikit-surprise (same settings, same folds): RMSE, fit seconds, ratios."""
-    from training.cf.bench import plot_bench, print_bench, run_bench
-
-    torch.set_num_threads(1)
-    ds = load_dataset(dataset)
-    rows = run_bench(ds, parse_folds(folds, ds), [m.strip() for m in models.split(",")], seed)
-    print_bench(rows, ds, console)
-    if plot:
-        plot_bench(rows, plot, f"{ds.name}, folds {folds}: nextitem vs Surprise (its defaults)")
-        console.print(f"wrote {plot}")
-    if json_out:
-        write_json(json_out, {"dataset": ds.name, "sha256": ds.sha256, "time": time.time(),
-                              "rows": rows})  # fmt: skip

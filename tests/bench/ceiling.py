@@ -1,5 +1,8 @@
 """The matrix-product ceiling of a GRU4Rec training step on this machine.
 
+Part of the GRU4Rec speed benchmark: ``python -m tests.bench.gru4rec_speed``
+prints it unless given ``--no-ceiling``.
+
 Why: with wide layers a step is a handful of float32 matrix products (the
 GRU's gates and the sampled output, forward and backward) plus elementwise
 work around them. Timing those products alone, with the same shapes, on the

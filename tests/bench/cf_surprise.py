@@ -1,5 +1,9 @@
 """Our CF models beside scikit-surprise on the same fold, with Surprise's own settings.
 
+Run as ``python -m tests.bench.cf_surprise [--dataset ml-100k] [--folds u1..u5] [options]``
+(``make bench-cf``) on an otherwise idle machine, with the ``bench`` extra installed
+(``pip install -e '.[bench]'``); see ``tests/bench/README.md``.
+
 Both sides get the same training ratings and are scored on the same test
 ratings; our configs are the dataclass defaults, which are Surprise's defaults
 (factors, epochs, learning rates, regularisation, k, shrinkage). Fit seconds
@@ -16,12 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from tests.bench.program import program, run
 from training.cf.folds import evaluate_fold, ratings_of
+from training.cli.cf_cmd import parse_folds
+from training.data import load_dataset
 from training.data.sessions import Dataset
 from training.evaluation import rating_metrics
+from training.report import write_json
+
+console = Console()
+app = program()
 
 SURPRISE_ALGOS = ("baseline", "svd", "svdpp", "itemknn", "userknn")
 
@@ -106,7 +119,6 @@ def print_bench(rows: list[dict], ds: Dataset, console: Console) -> None:
     import os
 
     import surprise
-    import torch
 
     console.print(
         f"{ds.name} (sha256 {ds.sha256[:12]}), folds {sorted({r['fold'] for r in rows})}; "
@@ -150,3 +162,29 @@ def plot_bench(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@app.command()
+def cf_bench(
+    dataset: str = typer.Option("ml-100k"),
+    folds: str = typer.Option("u1", help="fold(s): u1 or u1..u5"),
+    models: str = typer.Option("baseline,svd,svdpp,itemknn", help="comma-separated"),
+    seed: int = typer.Option(0),
+    json_out: Path | None = typer.Option(None, "--json"),
+    plot: Path | None = typer.Option(None, help="write a PNG of RMSE and fit seconds"),
+) -> None:
+    """Our models beside scikit-surprise (same settings, same folds): RMSE, fit seconds, ratios."""
+    torch.set_num_threads(1)
+    ds = load_dataset(dataset)
+    rows = run_bench(ds, parse_folds(folds, ds), [m.strip() for m in models.split(",")], seed)
+    print_bench(rows, ds, console)
+    if plot:
+        plot_bench(rows, plot, f"{ds.name}, folds {folds}: nextitem vs Surprise (its defaults)")
+        console.print(f"wrote {plot}")
+    if json_out:
+        write_json(json_out, {"dataset": ds.name, "sha256": ds.sha256, "time": time.time(),
+                              "rows": rows})  # fmt: skip
+
+
+if __name__ == "__main__":
+    run(app)

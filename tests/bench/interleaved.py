@@ -1,5 +1,8 @@
 """Time variants of the training step side by side, in one process, in alternating chunks.
 
+Part of the GRU4Rec speed benchmark: ``python -m tests.bench.gru4rec_speed
+--ab-optimizer N`` runs the optimizer's kernels against PyTorch's ops this way.
+
 Why: on a shared machine a whole-epoch rate drifts by 10 to 20% from one run to
 the next, more than most changes to a step gain. Running the variants in turn,
 a few dozen steps each, on the same full mini-batches, puts the drift on all of
