@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 import faiss
 import torch
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
+from app import errors
 from app.api import admin, events, health, items, recommendations, sessions
 from app.api.auth import admin_token
 from app.api.fast_path import FastPath
@@ -28,13 +28,11 @@ from app.redis_client import sync_client
 from app.serving.hot_swap import ModelWatcher
 from app.serving.registry import ModelLoadError, ModelRegistry
 from app.serving.scorer import Scorer
-from app.serving.service import NoModel, Service
+from app.serving.service import Service
 from app.sessions.store import (
-    STORE_DOWN_DETAIL,
     MemorySessionStore,
     RedisSessionStore,
     SessionStore,
-    StoreUnavailable,
 )
 from app.settings import Settings
 
@@ -125,18 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.registry = registry
     app.state.admin_token = token
-    retry = {"Retry-After": str(settings.retry_after_seconds)}
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": STORE_DOWN_DETAIL}, status_code=503, headers=retry)
-
-    @app.exception_handler(NoModel)
-    async def _no_model(request: Request, exc: NoModel) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"no model is being served: {exc}"}, status_code=503, headers=retry
-        )
-
+    errors.install(app, settings)
     for module in (events, recommendations, sessions, items, health, admin):
         app.include_router(module.router)
     if settings.fast_path:  # added first: inside ServiceMiddleware, which times it too

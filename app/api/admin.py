@@ -10,17 +10,17 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from app.api.auth import AdminDep
+from app.errors import NotFound
 from app.jobs.channel import publish_model
 from app.jobs.queue import JobQueue, reconcile
 from app.jobs.store import JobStore, new_job
 from app.schemas import JobRecord, Problem, RetrainRequest
 from app.serving.registry import ModelLoadError, ModelRegistry
-from app.sessions.store import StoreUnavailable
 from app.settings import Settings
 from training.checkpoint import (
     CheckpointError,
@@ -72,11 +72,8 @@ class Activated(BaseModel):
 
 
 async def _call(fn: Any, *args: Any) -> Any:
-    """A blocking job-store call off the event loop; Redis failures become a 503."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except RedisError as exc:
-        raise StoreUnavailable(str(exc)) from exc
+    """A blocking job-store call off the event loop (a Redis failure answers 503)."""
+    return await asyncio.to_thread(fn, *args)
 
 
 def _state(request: Request) -> tuple[JobStore, JobQueue, ModelRegistry, Settings]:
@@ -109,7 +106,7 @@ async def job(request: Request, job_id: str = JobIdPath) -> JobRecord:
     store, queue, _, _ = _state(request)
     record = await _call(store.get, job_id)
     if record is None:
-        raise HTTPException(404, f"no job {job_id}")
+        raise NotFound(f"no job {job_id}")
     return await _call(reconcile, record, queue)
 
 
@@ -158,14 +155,14 @@ async def activate(request: Request, version: str = VersionPath) -> Activated:
     """
     _, _, registry, settings = _state(request)
     if version not in list_versions(settings.model_dir):
-        raise HTTPException(404, f"no checkpoint {version}")
+        raise NotFound(f"no checkpoint {version}")
     previous = current_version(settings.model_dir)
     try:
         await asyncio.to_thread(
             registry.activate, version, lambda: set_current(settings.model_dir, version)
         )
     except ModelLoadError as exc:
-        raise HTTPException(409, f"cannot serve {version}: {exc}") from None
+        raise ModelLoadError(f"cannot serve {version}: {exc}") from None
     if current_version(settings.model_dir) != version:  # it was served here already
         await asyncio.to_thread(set_current, settings.model_dir, version)
     client = request.app.state.redis_sync

@@ -12,9 +12,10 @@ import hmac
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.errors import Forbidden, Unauthorized
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="NEXTITEM_ADMIN_TOKEN")
@@ -35,15 +36,11 @@ def require_admin(
 ) -> None:
     expected: str | None = request.app.state.admin_token
     if expected is None:
-        raise HTTPException(403, "admin endpoints are disabled: set NEXTITEM_ADMIN_TOKEN")
+        raise Forbidden("admin endpoints are disabled: set NEXTITEM_ADMIN_TOKEN")
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            401,
-            "admin endpoints need 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise Unauthorized("admin endpoints need 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(403, "wrong admin token")
+        raise Forbidden("wrong admin token")
 
 
 AdminDep = Depends(require_admin)

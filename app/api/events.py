@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from app.api.deps import ServiceDep, SettingsDep
+from app.errors import TooLarge
 from app.schemas import BatchAck, Event, EventAck, EventBatch, Problem
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -34,9 +35,8 @@ async def post_event(event: Event, service: ServiceDep) -> Response:
 async def post_events(batch: EventBatch, service: ServiceDep, settings: SettingsDep) -> Response:
     """Up to ``max_batch_events`` events (default 1,000), logged in order in one step."""
     if len(batch.events) > settings.max_batch_events:
-        raise HTTPException(
-            413,
-            f"{len(batch.events)} events in one batch; at most {settings.max_batch_events}",
+        raise TooLarge(
+            f"{len(batch.events)} events in one batch; at most {settings.max_batch_events}"
         )
     acks = await service.ingest(batch.events)
     logged = sum(a.status == "logged" for a in acks)

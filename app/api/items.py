@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ItemIdPath, ServiceDep, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations
-from app.serving.service import UnknownItem
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
@@ -25,9 +24,4 @@ async def similar_items(
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> Response:
     check_n(n, settings)
-    try:
-        return json_response(await service.similar(item_id, n))
-    except UnknownItem:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"item {item_id!r} is not in the catalog"
-        ) from None
+    return json_response(await service.similar(item_id, n))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import ServiceDep, SessionIdPath, SettingsDep, check_n, json_response
+from app.errors import TooLarge
 from app.schemas import Problem, Recommendations, StatelessRequest
 from app.serving.service import Query as RecQuery
 
@@ -46,10 +47,7 @@ async def stateless_recommendations(
 ) -> Response:
     """For shops that keep the visit themselves: the state is computed from ``items``."""
     if len(body.items) > settings.max_request_items:
-        raise HTTPException(
-            413,
-            f"{len(body.items)} items; at most {settings.max_request_items} per request",
-        )
+        raise TooLarge(f"{len(body.items)} items; at most {settings.max_request_items} per request")
     check_n(body.n, settings, "body")
     q = RecQuery(body.n, body.diversity, body.exclude_seen)
     return json_response(await service.stateless(body.items, q))

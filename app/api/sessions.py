@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from app.api.deps import ServiceDep, SessionIdPath
+from app.errors import NotFound
 from app.schemas import Problem, SessionView
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -19,7 +20,7 @@ _ERRORS = {
 async def get_session(session_id: SessionIdPath, service: ServiceDep) -> SessionView:
     rec = await service.store.get(session_id)
     if rec is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     return SessionView(
         session_id=session_id,
         n_events=rec.n_events,
@@ -34,5 +35,5 @@ async def get_session(session_id: SessionIdPath, service: ServiceDep) -> Session
 async def delete_session(session_id: SessionIdPath, service: ServiceDep) -> Response:
     """Forget a visit (its events stay in the log)."""
     if not await service.store.delete(session_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

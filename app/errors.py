@@ -1,0 +1,83 @@
+"""The one place where errors become HTTP answers.
+
+Modules raise what went wrong in their own terms: the session store or job
+store is unreachable, no model is loaded, a thing asked for does not exist, a
+request is too large, a checkpoint cannot be served. ``install`` maps each to
+its status and a ``{"detail": ...}`` body, so a status code is decided here
+and nowhere else. Unreachable stores and a missing model are 503 with
+``Retry-After``: the client retries, nothing was recorded. (Two answers are
+given before a handler runs and so stay where they are: the body-size limit
+of ``app.api.middleware`` and the fast path's copy of the store-down 503.)
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from app.serving.registry import ModelLoadError
+from app.serving.service import NoModel, UnknownItem
+from app.sessions.store import STORE_DOWN_DETAIL, StoreUnavailable
+from app.settings import Settings
+
+
+class NotFound(LookupError):
+    """The session, item, job or checkpoint a request names does not exist."""
+
+
+class TooLarge(ValueError):
+    """A request carries more than the configured limit (events in a batch, items)."""
+
+
+class Unauthorized(PermissionError):
+    """An admin call without a bearer token."""
+
+
+class Forbidden(PermissionError):
+    """An admin call with a wrong token, or admin calls disabled."""
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Register the handler of every error the service raises on ``app``."""
+    retry = {"Retry-After": str(settings.retry_after_seconds)}
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return _problem(503, STORE_DOWN_DETAIL, retry)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        return _problem(503, f"the job store (Redis) is unreachable: {exc}", retry)
+
+    @app.exception_handler(NoModel)
+    async def _no_model(request: Request, exc: NoModel) -> JSONResponse:
+        return _problem(503, f"no model is being served: {exc}", retry)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _problem(404, str(exc))
+
+    @app.exception_handler(UnknownItem)
+    async def _unknown_item(request: Request, exc: UnknownItem) -> JSONResponse:
+        return _problem(404, f"item {exc.args[0]!r} is not in the catalog")
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return _problem(413, str(exc))
+
+    @app.exception_handler(ModelLoadError)
+    async def _cannot_serve(request: Request, exc: ModelLoadError) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        return _problem(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return _problem(403, str(exc))
