@@ -10,17 +10,18 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from app.api.auth import AdminDep
+from app.api.deps import JobQueueDep, JobStoreDep, RedisSyncDep, RegistryDep, SettingsDep
 from app.errors import NotFound
 from app.jobs.channel import publish_model
-from app.jobs.queue import JobQueue, reconcile
-from app.jobs.store import JobStore, new_job
+from app.jobs.queue import reconcile
+from app.jobs.store import new_job
 from app.schemas import JobRecord, Problem, RetrainRequest
-from app.serving.registry import ModelLoadError, ModelRegistry
+from app.serving.registry import ModelLoadError
 from app.settings import Settings
 from training.checkpoint import (
     CheckpointError,
@@ -76,15 +77,9 @@ async def _call(fn: Any, *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
-def _state(request: Request) -> tuple[JobStore, JobQueue, ModelRegistry, Settings]:
-    s = request.app.state
-    return s.jobs, s.job_queue, s.registry, s.settings
-
-
 @router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
-async def retrain(body: RetrainRequest, request: Request) -> RetrainAccepted:
+async def retrain(body: RetrainRequest, store: JobStoreDep, queue: JobQueueDep) -> RetrainAccepted:
     """Queue a retrain on the event log (plus ``base_dataset``); follow it at ``status_url``."""
-    store, queue, _, _ = _state(request)
     record = new_job(body)
     await _call(store.create, record)
     await _call(queue.enqueue, record.job_id)
@@ -94,16 +89,14 @@ async def retrain(body: RetrainRequest, request: Request) -> RetrainAccepted:
 
 
 @router.get("/jobs", responses=_ERRORS)
-async def jobs(request: Request) -> list[JobRecord]:
+async def jobs(store: JobStoreDep, queue: JobQueueDep) -> list[JobRecord]:
     """The 20 newest jobs, newest first."""
-    store, queue, _, _ = _state(request)
     return await _call(lambda: [reconcile(r, queue) for r in store.recent(20)])
 
 
 @router.get("/jobs/{job_id}", responses={**_ERRORS, 404: {"model": Problem}})
-async def job(request: Request, job_id: str = JobIdPath) -> JobRecord:
+async def job(store: JobStoreDep, queue: JobQueueDep, job_id: str = JobIdPath) -> JobRecord:
     """State, progress, metrics (new vs active model on the hold-out), version, error."""
-    store, queue, _, _ = _state(request)
     record = await _call(store.get, job_id)
     if record is None:
         raise NotFound(f"no job {job_id}")
@@ -133,9 +126,8 @@ def _versions(settings: Settings) -> list[ModelVersion]:
 
 
 @router.get("/models", responses=_ERRORS)
-async def models(request: Request) -> ModelsView:
+async def models(registry: RegistryDep, settings: SettingsDep) -> ModelsView:
     """Every checkpoint version with its metrics; which one is current and which is served here."""
-    _, _, registry, settings = _state(request)
     served = registry.active
     return ModelsView(
         current=current_version(settings.model_dir),
@@ -148,12 +140,16 @@ async def models(request: Request) -> ModelsView:
     "/models/{version}/activate",
     responses={**_ERRORS, 404: {"model": Problem}, 409: {"model": Problem}},
 )
-async def activate(request: Request, version: str = VersionPath) -> Activated:
+async def activate(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    client: RedisSyncDep,
+    version: str = VersionPath,
+) -> Activated:
     """Serve ``version`` everywhere: loaded and checked here first, then named in CURRENT.
 
     A version that fails to load is refused (409) and nothing changes.
     """
-    _, _, registry, settings = _state(request)
     if version not in list_versions(settings.model_dir):
         raise NotFound(f"no checkpoint {version}")
     previous = current_version(settings.model_dir)
@@ -165,7 +161,6 @@ async def activate(request: Request, version: str = VersionPath) -> Activated:
         raise ModelLoadError(f"cannot serve {version}: {exc}") from None
     if current_version(settings.model_dir) != version:  # it was served here already
         await asyncio.to_thread(set_current, settings.model_dir, version)
-    client = request.app.state.redis_sync
     announced = False
     if client is not None:
         # CURRENT is the truth: without the announcement the others follow at their next poll

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import redis
 from fastapi import Depends, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
 
+from app.jobs.queue import JobQueue
+from app.jobs.store import JobStore
 from app.schemas import _ID_PATTERN
+from app.serving.registry import ModelRegistry
 from app.serving.service import Service
 from app.settings import Settings
 
@@ -23,8 +27,29 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+async def get_job_store(request: Request) -> JobStore:
+    return request.app.state.jobs
+
+
+async def get_job_queue(request: Request) -> JobQueue:
+    return request.app.state.job_queue
+
+
+async def get_redis_sync(request: Request) -> redis.Redis | None:
+    """The blocking Redis client of the admin calls; None when the service runs embedded."""
+    return request.app.state.redis_sync
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+RedisSyncDep = Annotated["redis.Redis | None", Depends(get_redis_sync)]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
 ItemIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=_ID_PATTERN)]
 

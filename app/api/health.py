@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -31,9 +31,8 @@ async def readyz(service: ServiceDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    state = request.app.state
-    sm = state.registry.active
+async def metrics(service: ServiceDep) -> Response:
+    sm = service.registry.active
     if sm is not None:
-        state.metrics.serving(sm.version, sm.kind, sm.index.size)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        service.metrics.serving(sm.version, sm.kind, sm.index.size)
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
