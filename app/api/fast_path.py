@@ -1,7 +1,7 @@
 """The two hottest requests, ``GET /v1/sessions/{id}/recommendations`` and ``POST
 /v1/events``, answered without the framework's per-request machinery when they are plain.
 
-Why: under load both were bound by the interpreter lock, and about a third of
+Why: under load both were bound by the interpreter lock, and a large share of
 their time went to routing, dependency solving and request parsing, the same
 work for every call. This ASGI layer recognises the common requests and calls
 the service directly:

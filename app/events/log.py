@@ -51,10 +51,6 @@ class FileEventLog:
             if self.fsync:
                 os.fsync(self._file.fileno())
 
-    def read(self) -> list[LoggedEvent]:
-        with self.path.open(encoding="utf-8") as f:
-            return [LoggedEvent(**json.loads(line)) for line in f if line.strip()]
-
     def close(self) -> None:
         with self._lock:
             self._file.close()

@@ -20,12 +20,11 @@ the part that can use the second core, idles meanwhile.
 
 A thread that finds other threads idle leaves them their share of the waiting
 jobs when the batch would keep it busy for longer than ``split_seconds`` (judged
-by the recent time per job). With 32 connections a K=4 batch of 16 visits took
-about 7 ms on one thread while the other waited: split, the two search side by
-side and every visit of the batch is answered sooner (+23% requests/s on the
-load benchmark). Cheap batches stay whole: a GRU4Rec visit costs a tenth of
-that, the event loop is its bottleneck, and each extra batch is one more
-hand-over to it (splitting them measured -10%).
+by the recent time per job). A batch of multi-interest visits can keep one
+thread busy for milliseconds while the other waits: split, the two search side
+by side and every visit of the batch is answered sooner. Cheap batches stay
+whole: for a GRU4Rec visit the event loop is the bottleneck, and each extra
+batch is one more hand-over to it.
 """
 
 from __future__ import annotations

@@ -1,29 +1,30 @@
-"""Per-visit state: the item list is the truth, the model state is a cache of it (DESIGN.md 5).
+"""Per-visit state: the item list is the truth, the model state a cache of it.
 
-Ingestion only appends: the event goes to the log and its item to the
-session's list in one atomic step (one Redis round trip, a server-side
-script). The model state is folded forward with ``model.step`` over the items
-that arrived since it was computed when a recommendation needs it, and written
-back with a compare-and-set on the number of items it covers. Concurrent events
-of one session therefore cannot lose an update: appends are atomic, and a
-state write never replaces a state that covers more items.
+See app/DESIGN.md, section 5.
+
+Ingestion only appends: the event goes to the log and its item to the session's
+list in one atomic step (one Redis round trip, a server-side script). The model
+state is folded forward with ``model.step`` over the items that arrived since it
+was computed when a recommendation needs it, and written back with a compare-and-
+set on the number of items it covers. Concurrent events of one session
+therefore cannot lose an update: appends are atomic, and a state write never
+replaces a state that covers more items.
 
 Redis layout: ``<prefix>:sess:<id>`` is a hash with ``n`` (items appended, all
 time), ``items`` (the most recent items, newline-terminated), ``t`` (last event
 time), and the description of the cached state: ``v`` (model version) and ``c``
-(how many of the ``n`` items it covers). The state itself (float32 bytes) is
-the string ``<prefix>:state:<id>``, with the same TTL: kept out of the hash, the
-hash stays small enough for Redis's compact listpack encoding, which makes a
-live GRU4Rec session (100 floats) take about 40% less memory than one hash
-holding the 400-byte state would. Every multi-key step is one server-side
-script, so the two keys change together. ``<prefix>:eid:<event_id>`` remembers
-an event id for idempotent retries.
+(how many of the ``n`` items it covers). The state itself (float32 bytes) is the
+string ``<prefix>:state:<id>``, with the same TTL: kept out of the hash, the
+hash stays small enough for Redis's compact listpack encoding, so a live session
+takes much less memory than one hash holding the state bytes would. Every
+multi-key step is one server-side script, so the two keys change together.
+``<prefix>:eid:<event_id>`` remembers an event id for idempotent retries.
 
 Each script takes many sessions (or events) at once: concurrent requests are
-grouped into one call (``app.sessions.group_commit``), so under load a round trip serves
-every request that arrived while the previous one was out. The scripts touch
-keys of many sessions in one call, so they need one Redis, not a cluster
-(the stream already made that so).
+grouped into one call (``app.sessions.group_commit``), so under load a round
+trip serves every request that arrived while the previous one was out. The
+scripts touch keys of many sessions in one call, so they need one Redis, not a
+cluster (the stream already made that so).
 """
 
 from __future__ import annotations
