@@ -41,7 +41,7 @@ attention (``models/mind.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,10 +76,6 @@ class MultiInterestConfig:
             raise ValueError("routing_std must be >= 0")
         if self.power <= 0:
             raise ValueError("power must be positive")
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 def squash(z: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
@@ -116,7 +112,6 @@ def dynamic_routing(
 class MultiInterestModel(nn.Module):
     """What every multi-interest extractor shares: embeddings, windows, the contract, readout."""
 
-    kind: ClassVar[str] = ""
     default_routing_std: ClassVar[float] = 0.0  # what ``routing_std=None`` resolves to
 
     def __init__(self, config: MultiInterestConfig) -> None:
@@ -222,8 +217,6 @@ class MultiInterestModel(nn.Module):
 class ComiRecSA(MultiInterestModel):
     """ComiRec-SA: self-attentive multi-interest extraction."""
 
-    kind = "comirec-sa"
-
     def __init__(self, config: MultiInterestConfig) -> None:
         super().__init__(config)
         d, d_a = config.dim, config.attention_dim or 4 * config.dim
@@ -285,7 +278,6 @@ class ComiRecSA(MultiInterestModel):
 class ComiRecDR(MultiInterestModel):
     """ComiRec-DR: dynamic routing with one bilinear map per (window position, interest)."""
 
-    kind = "comirec-dr"
     default_routing_std = 1.0  # N(0, 1) logits: better on ml-1m than the official code's zeros
 
     def __init__(self, config: MultiInterestConfig) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -43,6 +44,10 @@ class SequenceModel(Protocol):
         """Batched queries for left-padded prefixes (``-1`` = padding): float32 [B, K, d]."""
         ...
 
+    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint stores; the class's ``from_checkpoint`` rebuilds the model from it."""
+        ...
+
 
 def max_scores(model: SequenceModel, prefix: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Scores of all items for a batch: max over the K interests of the inner products.
@@ -53,3 +58,13 @@ def max_scores(model: SequenceModel, prefix: torch.Tensor, lengths: torch.Tensor
     queries = model.encode(prefix, lengths)  # [B, K, d]
     scores = torch.einsum("bkd,nd->bkn", queries, model.item_vectors())
     return scores.max(dim=1).values
+
+
+def pack_state(state: torch.Tensor) -> bytes:
+    """A visit's state as the float32 bytes the session store keeps."""
+    return state.detach().to(torch.float32).cpu().contiguous().numpy().tobytes()
+
+
+def unpack_state(data: bytes) -> torch.Tensor:
+    """The state ``pack_state`` wrote (a copy: the bytes' buffer is read-only)."""
+    return torch.from_numpy(np.frombuffer(data, np.float32).copy())

@@ -28,7 +28,6 @@ from models.comirec import MultiInterestConfig, MultiInterestModel, dynamic_rout
 
 
 class MIND(MultiInterestModel):
-    kind = "mind"
     default_routing_std = 1.0  # the MIND paper's N(0, 1) routing logits
 
     def __init__(self, config: MultiInterestConfig) -> None:

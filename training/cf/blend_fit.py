@@ -9,25 +9,21 @@
 The pairs to predict (a fold's test part) are used only as the members themselves
 use them (the *identity* of the rated items, for the ``train+test`` options of
 SVD++ and the RBM); their ratings are never read. Member settings are the tuned
-files ``training/params/cf_<member>_<tuned>.toml``, or a member's defaults where
+files ``training/model_params/cf_<member>_<tuned>.toml``, or a member's defaults where
 no such file exists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import training
 from models.cf.blend import Blend
 from models.cf.ratings import Ratings
 from training.cf.validation import holdout
-from training.params import ParamError, parse_params
-
-PARAMS = Path(training.__file__).parent / "params"
+from training.params import MODEL_PARAMS_DIR, ParamError, read_params
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class BlendConfig:
     # The subset was picked with the user-based RBM; the rbm member is now the tuned
     # item-based one (u1..u5 blend 0.8880 -> 0.8803), the subset was not searched again.
     members: tuple[str, ...] = ("timesvdpp", "svdpp", "svd", "itemknn", "rbm")
-    tuned: str = "ml-100k"  # which training/params/cf_<member>_<tuned>.toml to use
+    tuned: str = "ml-100k"  # which training/model_params/cf_<member>_<tuned>.toml to use
     frac: float = 0.2  # share of the training ratings the weights are fitted on
     split_seed: int = 0
     ridge: float = 1.0  # L2 penalty on the member weights (not on the intercept)
@@ -51,8 +47,8 @@ class BlendConfig:
 
 
 def member_params(name: str, tuned: str) -> dict[str, Any]:
-    path = PARAMS / f"cf_{name}_{tuned}.toml"
-    return parse_params(str(path)) if path.exists() else {}
+    path = MODEL_PARAMS_DIR / f"cf_{name}_{tuned}.toml"
+    return read_params(str(path)) if path.exists() else {}
 
 
 def ridge_weights(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:

@@ -15,8 +15,8 @@ from models.cf.knn import KNN
 from models.cf.rbm import RBM
 from models.cf.recommend import RatingModel
 from models.cf.serving import FactorSessionModel, KnnSessionModel
-from training.checkpoint import write_checkpoint
 from training.data.sessions import Dataset
+from training.publish import Trained, publish
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -67,15 +67,14 @@ def export_checkpoint(
     metrics: dict[str, float],
     data: dict[str, Any],
 ) -> Path:
+    """Write the session form of a fitted CF model as a checkpoint (CURRENT is not touched)."""
     kind, served = session_model(model)
-    return write_checkpoint(
-        model_dir,
-        kind,
-        {"algorithm": algorithm, **hyperparameters},
-        served.checkpoint_weights(),
+    trained = Trained(
+        kind=kind,
+        model=served,
+        hyperparameters={"algorithm": algorithm, **hyperparameters},
         item_ids=ds.items.ids,
         popularity=np.bincount(train_items, minlength=ds.n_items),
         categories=ds.items.categories,
-        metrics=metrics,
-        data=data,
     )
+    return publish(trained, model_dir, metrics=metrics, data=data)

@@ -1,7 +1,7 @@
 """SGD fitting of SVD, SVD++ and timeSVD++ (one compiled epoch per call, see ``sgd_kernels``).
 
 Defaults are Surprise's (so a side-by-side run compares like with like); the
-tuned settings for each dataset are in ``training/params/cf_*.toml``. The
+tuned settings for each dataset are in ``training/model_params/cf_*.toml``. The
 learning rate is multiplied by ``lr_decay`` after every epoch (Koren 2008 uses
 0.9). Parameters are initialised from N(init_mean, init_std) with the seed.
 SVD can instead be fitted by ALS (``method = "als"``, see ``factor_als``), from

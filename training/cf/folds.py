@@ -12,11 +12,10 @@ import numpy as np
 from models.cf.ratings import SECONDS_PER_DAY, Ratings
 from models.cf.recommend import RatingModel
 from training.cf import baseline_fit, blend_fit, factor_fit, knn_fit, rbm_fit
-from training.cf.config import as_dict, config_from
 from training.cf.sgd_kernels import warm_up
 from training.data.sessions import Dataset, Sessions
 from training.evaluation import rating_metrics
-from training.params import ParamError
+from training.params import ParamError, Source, load_config
 
 
 def ratings_of(part: Sessions, n_items: int) -> Ratings:
@@ -92,10 +91,11 @@ class FoldResult:
     config: Any
 
 
-def make_config(name: str, params: dict[str, Any]) -> Any:
+def make_config(name: str, *params: Source) -> Any:
+    """The config of CF model ``name`` from its defaults and ``params`` (files, ``k=v``)."""
     if name not in FAMILIES:
         raise KeyError(f"unknown CF model {name!r}; choose one of {', '.join(FAMILIES)}")
-    return config_from(FAMILIES[name].config, params, name)
+    return load_config(FAMILIES[name].config, *params, what=name)
 
 
 def fit_model(
@@ -129,7 +129,3 @@ def evaluate_fold(
         model=model,
         config=config,
     )
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return as_dict(config)

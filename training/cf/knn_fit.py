@@ -4,7 +4,7 @@ Defaults are Surprise's KNNBaseline (k=40, min_k=1, pearson_baseline with
 shrinkage 100, baselines by 10 ALS epochs with reg_u=15, reg_i=10, and no
 shrinkage of the weighted average: ``den_shrinkage=0``), so a side-by-side run
 compares like with like; the settings tuned on a validation split are in
-``training/params/cf_itemknn_*.toml`` and ``cf_userknn_*.toml``.
+``training/model_params/cf_itemknn_*.toml`` and ``cf_userknn_*.toml``.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from training.cf.folds import FAMILIES, FoldResult, config_dict, evaluate_fold, make_config
+from training.cf.folds import FAMILIES, FoldResult, evaluate_fold, make_config
 from training.cli import train_app
 from training.data import load_dataset
 from training.data.sessions import Dataset
-from training.params import ParamError, parse_params
+from training.params import ParamError, as_dict, read_params
 from training.report import record, write_json
 
 console = Console()
@@ -66,7 +66,9 @@ def _command(name: str):
         dataset: str = typer.Option("ml-100k", help="rating dataset (ml-100k, ml-1m)"),
         fold: str = typer.Option("", help="fold(s): u1, u1,u2 or u1..u5"),
         folds: str = typer.Option("", help="alias of --fold"),
-        params: str = typer.Option("", help="k=v,k=v or a .toml file"),
+        params: str = typer.Option(
+            "", help="k=v,k=v, a .toml file or a bundled name (cf_svdpp_ml-100k)"
+        ),
         seed: int = typer.Option(0),
         threads: int = typer.Option(1, min=1, help="torch threads (the SGD kernels use one)"),
         json_out: Path | None = typer.Option(None, "--json", help="write the result record here"),
@@ -76,7 +78,7 @@ def _command(name: str):
         n: int = typer.Option(10, min=1, help="length of the printed lists"),
     ) -> None:
         torch.set_num_threads(threads)
-        model_params = parse_params(params)
+        model_params = read_params(params)
         config = make_config(name, model_params)
         ds = load_dataset(dataset)
         if ds.kind != "rating":
@@ -102,7 +104,7 @@ def _command(name: str):
                       f"{np.mean([r.predict_seconds for r in results]):.2f}")  # fmt: skip
         console.print(table)
         _print_lists(results[0], ds, recommend_user, similar_item, n)
-        hyper = config_dict(config)
+        hyper = as_dict(config)
         if out is not None:
             from training.cf.export import export_checkpoint
 

@@ -1,10 +1,8 @@
-"""``nextitem train comirec-sa|comirec-dr|mind``, their ``evaluate`` runners, and
-``nextitem bench multi-interest`` (training throughput and per-user retrieval latency)."""
+"""``nextitem train <kind>`` for every multi-interest kind of the table of model kinds
+(ComiRec-SA, ComiRec-DR, MIND), and their ``nextitem evaluate`` runner."""
 
 from __future__ import annotations
 
-import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,49 +13,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.aggregators import diversity_greedy, max_score
-from models.comirec import ComiRecDR, ComiRecSA, MultiInterestConfig, MultiInterestModel
-from models.mind import MIND
-from models.registry import build_model
-from training.checkpoint import (
-    CheckpointError,
-    current_version,
-    list_versions,
-    load_checkpoint,
-    set_current,
-    write_checkpoint,
-)
-from training.cli import bench_app, train_app
-from training.cli.evaluate_cmd import EvaluateArgs, register_runner
+from models.comirec import MultiInterestModel
+from models.registry import build_model, kind_names, model_kind
+from training.checkpoint import CheckpointError, current_version, list_versions, load_checkpoint
+from training.cli import train_app
+from training.cli.evaluate_cmd import EvaluateArgs
 from training.comirec.data import UserSequences, prepare
-from training.comirec.evaluate import evaluate_users, holdout_prefixes
-from training.comirec.plots import tradeoff, training_curve
-from training.comirec.train import TrainConfig, log_uniform_probabilities, train, training_loss
+from training.comirec.evaluate import evaluate_users
+from training.comirec.export import as_trained, build, loop_config, split_params
+from training.comirec.plots import tradeoff
+from training.comirec.train import train
 from training.data import load_dataset
 from training.distributed import is_main_process
-from training.params import ParamError, check_known, parse_params
+from training.params import ParamError, check_known, read_params
+from training.publish import publish
 from training.report import record, write_json
 
 console = Console()
-MODELS: dict[str, type[MultiInterestModel]] = {
-    cls.kind: cls for cls in (ComiRecSA, ComiRecDR, MIND)
-}
-MODEL_KEYS = MultiInterestConfig.names() - {"n_items", "seed"}
-TRAIN_KEYS = TrainConfig.names() - {"seed"}
-
-
-def split_params(params: dict[str, Any], kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    check_known(params, MODEL_KEYS | TRAIN_KEYS, kind)
-    model = {k: v for k, v in params.items() if k in MODEL_KEYS}
-    loop = {k: v for k, v in params.items() if k in TRAIN_KEYS}
-    return model, loop
-
-
-def build(kind: str, n_items: int, model_params: dict[str, Any], seed: int) -> MultiInterestModel:
-    try:
-        return MODELS[kind](MultiInterestConfig(n_items=n_items, seed=seed, **model_params))
-    except (TypeError, ValueError) as exc:
-        raise ParamError(f"{kind}: {exc}") from None
+#: the multi-interest kinds of the table: each gets ``nextitem train <kind>``
+MODELS = kind_names("multi-interest")
 
 
 def metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> None:
@@ -85,11 +59,8 @@ def run_training(
 ) -> None:
     if threads:
         torch.set_num_threads(threads)
-    model_params, loop_params = split_params(parse_params(params), kind)
-    try:
-        cfg = TrainConfig(seed=seed, **loop_params)
-    except (TypeError, ValueError) as exc:
-        raise ParamError(f"{kind}: {exc}") from None
+    model_params, loop_params, _ = split_params(read_params(params), kind)
+    cfg = loop_config(loop_params, kind, seed)
     t0 = time.perf_counter()
     ds = load_dataset(dataset)
     data = prepare(ds, split_file, seed, min_count=min_count)
@@ -114,31 +85,15 @@ def run_training(
         f" of {result.iterations:,}",
         [("valid", result.best_valid), ("test", test)],
     )
-    training = {
-        "iterations": result.iterations,
-        "best_iteration": result.best_iteration,
-        "stopped": result.stopped,
-        "samples_per_second": result.samples_per_second,
-        "config": vars(cfg),
-        "curve": result.curve,
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        png = training_curve(result.curve, f"{kind} on {ds.name}", Path(tmp) / "training_curve.png")
-        path = write_checkpoint(
-            out,
-            kind,
-            model.hyperparameters(),
-            model.checkpoint_weights(),
-            item_ids=data.item_ids,
-            popularity=data.popularity,
-            categories=data.categories,
-            metrics=test,
-            data={"name": ds.name, "sha256": ds.sha256, **data.summary},
-            extra={"training": training, "valid_metrics": result.best_valid},
-            attachments={"training_curve.png": png},
-        )
-    if activate:
-        set_current(out, path.name)
+    trained = as_trained(kind, model, result, data, cfg, f"{kind} on {ds.name}")
+    path = publish(
+        trained,
+        out,
+        activate=activate,
+        metrics=test,
+        data={"name": ds.name, "sha256": ds.sha256, **data.summary},
+        extra={"valid_metrics": result.best_valid},
+    )
     console.print(f"checkpoint {path}{' (active)' if activate else ''}")
     if json_out:
         rec = record(
@@ -150,7 +105,7 @@ def run_training(
             seconds={"load": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2},
             split=data.summary,
             valid_metrics=result.best_valid,
-            training=training,
+            training=trained.training,
             checkpoint=str(path),
         )
         write_json(json_out, rec)
@@ -162,7 +117,9 @@ def _register_train(kind: str) -> None:
         dataset: str = typer.Option(..., help="registered name, e.g. ml-1m"),
         split_file: Path | None = typer.Option(None, help="user split TSV (user_id, part)"),
         seed: int = typer.Option(0, help="split seed (without --split-file) and training seed"),
-        params: str = typer.Option("", help="k=v,... or a TOML file (model and loop keys)"),
+        params: str = typer.Option(
+            "", help="k=v,..., a TOML file or a bundled name (model and loop keys)"
+        ),
         out: Path = typer.Option(..., help="model directory for the checkpoint"),
         activate: bool = typer.Option(False, help="make the new checkpoint CURRENT"),
         json_out: Path | None = typer.Option(None, "--json", help="write the result record"),
@@ -178,7 +135,10 @@ def _register_train(kind: str) -> None:
             kind, dataset, split_file, seed, params, out, activate, json_out, threads, min_count
         )
 
-    command.__doc__ = f"Train {kind} with the ComiRec protocol and write a checkpoint."
+    command.__doc__ = (
+        f"Train {kind} with the ComiRec protocol and write a checkpoint. "
+        f"{model_kind(kind).description}."
+    )
     train_app.command(kind)(command)
 
 
@@ -259,117 +219,3 @@ def run_evaluation(args: EvaluateArgs) -> dict[str, Any]:
         split=data.summary,
         **extra,
     )
-
-
-for _kind in MODELS:
-    register_runner(_kind, run_evaluation)
-
-
-@bench_app.command("multi-interest")
-def bench_multi_interest(
-    model: str = typer.Option("comirec-sa", help=", ".join(MODELS)),
-    dataset: str = typer.Option("ml-1m"),
-    split_file: Path | None = typer.Option(None),
-    seed: int = typer.Option(0),
-    interests: str = typer.Option("1,4,8", help="values of K to compare"),
-    max_len: int = typer.Option(50),
-    batch_size: int = typer.Option(128),
-    loss: str = typer.Option("full", help="sampled | full"),
-    iterations: int = typer.Option(100, help="timed training iterations per K"),
-    users: int = typer.Option(300, help="test users timed one at a time"),
-    lam: float = typer.Option(0.1, "--lambda", help="diversity-greedy weight"),
-    threads: int = typer.Option(1),
-    json_out: Path | None = typer.Option(None, "--json"),
-) -> None:
-    """Training samples/s and one user's retrieve + aggregate time (median µs) for several K."""
-    import os
-
-    torch.set_num_threads(threads)
-    if model not in MODELS:
-        raise ParamError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    ds = load_dataset(dataset)
-    data = prepare(ds, split_file, seed)
-    cats = data.categories if data.categories is not None else np.full(data.n_items, -1)
-    ks = [int(k) for k in interests.split(",")]
-    cfg = TrainConfig(batch_size=batch_size, loss=loss, seed=seed)  # type: ignore[arg-type]
-    load = os.getloadavg()
-    console.print(
-        f"setup: {model} on {ds.name} ({data.n_items:,} items), L={max_len}, batch {batch_size},"
-        f" {loss} softmax, torch {torch.__version__}, {threads} thread(s), load {load[0]:.2f}"
-    )
-    rows = []
-    for k in ks:
-        m = build(model, data.n_items, {"n_interests": k, "max_len": max_len}, seed)
-        rows.append({"K": k, **_bench_one(m, data, cfg, cats, iterations, users, lam)})
-    table = Table(title=f"{model} on {ds.name}: speed by number of interests")
-    for col in rows[0]:
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in r.values()))
-    console.print(table)
-    if json_out:
-        rec = record(
-            model=model,
-            dataset=ds,
-            protocol="benchmark",
-            params={"max_len": max_len, "batch_size": batch_size, "loss": loss, "lambda": lam},
-            metrics={},
-            seconds={},
-            split=data.summary,
-            bench=rows,
-            load_average=list(load),
-        )
-        write_json(json_out, rec)
-        console.print(f"wrote {json_out}")
-
-
-def _bench_one(
-    model: MultiInterestModel,
-    data: UserSequences,
-    cfg: TrainConfig,
-    cats: np.ndarray,
-    iterations: int,
-    users: int,
-    lam: float,
-) -> dict[str, float]:
-    from training.comirec.data import TrainingSampler
-
-    sampler = TrainingSampler(data.sequences, data.split.train, model.config.max_len, cfg.seed)
-    probs = log_uniform_probabilities(data.n_items)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    model.train()
-    spent = 0.0
-    for it in range(iterations + 5):  # 5 warm-up steps
-        inputs, targets = (torch.from_numpy(a) for a in sampler.batch(cfg.batch_size))
-        t0 = time.perf_counter()
-        loss = training_loss(model, inputs, targets, cfg, probs, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if it >= 5:
-            spent += time.perf_counter() - t0
-    model.eval()
-    prefix, _ = holdout_prefixes(data, data.split.test, model.config.max_len)
-    items = model.item_vectors().detach()
-    t_max, t_greedy = [], []
-    with torch.no_grad():
-        for row in prefix[:users]:
-            state = model.init_state()
-            for item in row[row >= 0]:
-                state = model.step(state, int(item))
-            for times, aggregate in ((t_max, False), (t_greedy, True)):
-                t0 = time.perf_counter()
-                scores = model.interests(state) @ items.T
-                top = torch.topk(scores, 50, dim=1)
-                s, i = top.values.numpy(), top.indices.numpy()
-                if aggregate:
-                    diversity_greedy(s, i, 50, cats, lam)
-                else:
-                    max_score(s, i, 50)
-                times.append(time.perf_counter() - t0)
-    return {
-        "train samples/s": iterations * cfg.batch_size / spent,
-        "retrieve+max-score µs (median)": statistics.median(t_max) * 1e6,
-        f"retrieve+greedy λ={lam:g} µs (median)": statistics.median(t_greedy) * 1e6,
-    }

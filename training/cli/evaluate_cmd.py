@@ -1,9 +1,9 @@
 """``nextitem evaluate``: score a model with the protocol that fits it.
 
 The command gathers every option into ``EvaluateArgs`` and hands it to the
-runner registered for ``--model``. Baselines are registered here; model
-families register their own runners from their ``*_cmd`` modules with
-``register_runner``, so adding a model touches nothing in this file.
+runner of ``--model``: a baseline's (fitted here), or the runner of a trained
+model kind's family (``FAMILY_RUNNERS``, for every kind of that family in the
+table of model kinds), so adding a kind to a family touches nothing here.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from models.baselines import ItemKNN, Pop, SessionPop
+from models.registry import KINDS, Family
 from training.cli import app
 from training.data import load_dataset
 from training.evaluation import TIE_MODES, NextItemTask, evaluate_next_item
-from training.params import ParamError, check_known, parse_params
+from training.params import ParamError, check_known, read_params
 from training.report import record, write_json
 
 console = Console()
@@ -48,12 +49,6 @@ class EvaluateArgs:
 
 
 Runner = Callable[[EvaluateArgs], dict[str, Any]]
-RUNNERS: dict[str, Runner] = {}
-
-
-def register_runner(model: str, runner: Runner) -> None:
-    """Make ``nextitem evaluate --model MODEL`` call ``runner``; it returns the JSON record."""
-    RUNNERS[model] = runner
 
 
 def print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -103,8 +98,19 @@ def run_baseline(args: EvaluateArgs) -> dict[str, Any]:
     )
 
 
-for _name in BASELINES:
-    register_runner(_name, run_baseline)
+def run_multi_interest(args: EvaluateArgs) -> dict[str, Any]:
+    from training.cli.comirec_cmd import run_evaluation
+
+    return run_evaluation(args)
+
+
+#: the families whose checkpoints ``evaluate`` scores, each with its protocol's runner
+FAMILY_RUNNERS: dict[Family, Runner] = {"multi-interest": run_multi_interest}
+#: ``--model`` -> runner (each returns the JSON record)
+RUNNERS: dict[str, Runner] = {
+    **{name: run_baseline for name in BASELINES},
+    **{k.name: FAMILY_RUNNERS[k.family] for k in KINDS if k.family in FAMILY_RUNNERS},
+}
 
 
 def parse_numbers(values: list[str], kind: type, option: str) -> tuple:
@@ -128,7 +134,7 @@ def parse_ks(values: list[str]) -> tuple[int, ...]:
 
 @app.command()
 def evaluate(
-    model: str = typer.Option(..., help="pop, spop, itemknn, or a trained model kind"),
+    model: str = typer.Option(..., help=", ".join(RUNNERS)),
     dataset: str = typer.Option(..., help="registered name or FORMAT:PATH"),
     k: list[str] = typer.Option(["20"], help="cut-offs, e.g. --k 5,10,20"),
     ties: str = typer.Option("standard", help=f"tie handling: {', '.join(TIE_MODES)}"),
@@ -156,7 +162,7 @@ def evaluate(
         dataset=dataset,
         ks=ks,
         ties=ties,
-        params=parse_params(params),
+        params=read_params(params),
         train_part=train_part,
         test_part=test_part,
         batch_size=batch_size,

@@ -16,9 +16,9 @@ from rich.table import Table
 from training.cli import train_app, tune_app
 from training.data import load_dataset
 from training.evaluation import TIE_MODES
-from training.gru4rec.params import GRU4RecParams, bundled_names, load_params
+from training.gru4rec.params import GRU4RecParams, load_params
 from training.gru4rec.train import EpochStats
-from training.params import ParamError, parse_params
+from training.params import ParamError, bundled_names, read_params
 from training.report import record, write_json
 
 console = Console()
@@ -216,11 +216,11 @@ def tune_gru4rec(
     dims = load_space(space)
     fixed_params: dict = {}
     for spec in fixed:
-        fixed_params.update(parse_params(spec) if "=" in spec else load_params(spec).to_dict())
+        fixed_params.update(read_params(spec) if "=" in spec else load_params(spec).to_dict())
     fixed_params.setdefault("seed", seed)
     for d in dims:
         fixed_params.pop(d.name, None)
-    points = [parse_params(spec) for spec in enqueue]
+    points = [read_params(spec) for spec in enqueue]
     check_enqueued(dims, points)  # before the dataset loads: a typo fails at once
     ds = load_dataset(dataset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -67,10 +67,6 @@ class TrainConfig:
         for name in ("batch_size", "max_iter", "eval_every", "patience", "negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,17 +10,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.checkpoint import set_current, write_checkpoint
+from models.registry import model_kind
 from training.data import Dataset, load_dataset
+from training.data.sessions import ItemTable, Sessions
 from training.evaluation import NextItemTask
 from training.evaluation.ranking import TieMode
 from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.params import GRU4RecParams, load_params
 from training.gru4rec.train import TrainResult, item_support, train
+from training.publish import Trained, publish
 
 KIND = "gru4rec"
-#: small and quick: what the service trains when it starts with an empty model directory
-DEFAULT_PARAMS = "loss=cross-entropy,layers=[100],batch_size=64,n_epochs=3,n_sample=512,logq=1.0"
+#: small and quick: what a retrain starts from, and what the service trains when it
+#: starts with an empty model directory (a bundled parameter file's name)
+DEFAULT_PARAMS = model_kind(KIND).params
 
 
 @dataclass
@@ -57,6 +59,23 @@ def plot_losses(result: TrainResult, path: Path, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def as_trained(result: TrainResult, sessions: Sessions, items: ItemTable, title: str) -> Trained:
+    """A GRU4Rec training result as what its checkpoint records."""
+    return Trained(
+        kind=KIND,
+        model=result.model,
+        hyperparameters={**result.params.to_dict(), **result.model.hyperparameters()},
+        item_ids=items.ids,
+        popularity=item_support(sessions, len(items)),
+        categories=items.categories,
+        training={
+            "epochs": [e.summary() for e in result.epochs],
+            "threads": torch.get_num_threads(),
+        },
+        plot=lambda path: plot_losses(result, path, title),
+    )
 
 
 def export_model(
@@ -106,29 +125,18 @@ def export_model(
         metrics, seconds["evaluate"] = evaluate_sessions(
             result.model, task, ks=ks, ties=ties, progress=progress, by_repeat=by_repeat
         )
-    epochs = [e.summary() for e in result.epochs]
-    with tempfile.TemporaryDirectory() as tmp:
-        png = plot_losses(result, Path(tmp) / "loss.png", f"GRU4Rec on {ds.name}")
-        path = write_checkpoint(
-            model_dir,
-            KIND,
-            hyperparameters={**params.to_dict(), **result.model.hyperparameters()},
-            weights=result.model.checkpoint_weights(),
-            item_ids=ds.items.ids,
-            popularity=item_support(sessions, ds.n_items),
-            categories=ds.items.categories,
-            metrics=metrics,
-            data={
-                "name": ds.name,
-                "sha256": ds.sha256,
-                "train": train_part,
-                "test": test_part,
-                "train_events": int(sessions.n_events),
-                "ties": ties,
-            },
-            extra={"training": {"epochs": epochs, "threads": torch.get_num_threads()}},
-            attachments={"loss.png": png},
-        )
-    if activate:
-        set_current(model_dir, path.name)
+    path = publish(
+        as_trained(result, sessions, ds.items, f"GRU4Rec on {ds.name}"),
+        model_dir,
+        activate=activate,
+        metrics=metrics,
+        data={
+            "name": ds.name,
+            "sha256": ds.sha256,
+            "train": train_part,
+            "test": test_part,
+            "train_events": int(sessions.n_events),
+            "ties": ties,
+        },
+    )
     return ExportResult(path=path, result=result, metrics=metrics, seconds=seconds)

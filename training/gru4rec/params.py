@@ -1,21 +1,17 @@
 """GRU4Rec training parameters: the official names and defaults, typed and validated.
 
-Parameter files (``training/params/*.toml``) and ``k=v`` strings use the
+Parameter files (``training/model_params/*.toml``) and ``k=v`` strings use the
 official parameter names, so the published best parameters read unchanged.
 Unknown keys are an error.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from models.gru4rec_loss import LOSSES, final_activation
-from training.params import ParamError, check_known, parse_params
-
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+from training.params import ParamError, Source, as_dict, load_config
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,6 @@ class GRU4RecParams:
     sample_store: int = 10_000_000
     time_sort: bool = True
     seed: int = 42
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -73,67 +68,27 @@ class GRU4RecParams:
         return f"elu-{self.elu_param:g}" if self.elu_param > 0 else "linear"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        out["layers"] = list(self.layers)
-        return out
+        return as_dict(self)
 
     def replace(self, **changes: Any) -> GRU4RecParams:
-        return from_dict({**self.to_dict(), **changes})
+        return load_params(self.to_dict(), changes)
 
 
-KNOWN = {f.name for f in dataclasses.fields(GRU4RecParams)} - {"extra"}
-_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    if name == "layers":
-        if isinstance(value, int):
-            return (value,)
-        if isinstance(value, str):  # the official "100/100" form
-            return tuple(int(v) for v in value.split("/"))
-        return tuple(int(v) for v in value)
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            if value.lower() not in _BOOL_TEXT:
-                raise ParamError(f"{name} must be true or false, got {value!r}")
-            return _BOOL_TEXT[value.lower()]
-        return bool(value)
-    try:
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise ParamError(f"{name}={value!r} is not a valid {type(default).__name__}") from None
-
-
-def from_dict(values: dict[str, Any]) -> GRU4RecParams:
-    check_known(values, KNOWN, "gru4rec")
+def _official_forms(values: dict[str, Any]) -> dict[str, Any]:
+    """The official code's shorthands: ``layers=100/100`` and ``embedding=layersize``."""
     values = dict(values)
-    layers = _coerce("layers", values.get("layers", (100,)), (100,))
-    if values.get("embedding") == "layersize":  # official shorthand
-        values["embedding"] = layers[0]
-    defaults = GRU4RecParams()
-    kwargs = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
-    return GRU4RecParams(**kwargs)
+    layers = values.get("layers", GRU4RecParams.layers)
+    if isinstance(layers, str):
+        try:
+            values["layers"] = layers = tuple(int(v) for v in layers.split("/"))
+        except ValueError:
+            raise ParamError(f"layers={layers!r} is not a list of sizes") from None
+    if values.get("embedding") == "layersize":
+        first = layers if isinstance(layers, int) else layers[0]
+        values["embedding"] = int(first)
+    return values
 
 
-def resolve_params_path(spec: str) -> str:
-    """A bare name such as ``diginetica_bprmax_shared_best`` means the bundled file."""
-    if spec and "=" not in spec and not Path(spec).exists():
-        bundled = PARAMS_DIR / (spec if spec.endswith(".toml") else f"{spec}.toml")
-        if bundled.is_file():
-            return str(bundled)
-        raise ParamError(f"no parameter file {spec!r} (bundled: {', '.join(bundled_names())})")
-    return spec
-
-
-def bundled_names() -> list[str]:
-    return sorted(p.stem for p in PARAMS_DIR.glob("*.toml") if not p.stem.startswith("space_"))
-
-
-def load_params(*specs: str | dict[str, Any] | None) -> GRU4RecParams:
-    """Merge parameter sources left to right: files, ``k=v`` strings, dicts."""
-    merged: dict[str, Any] = {}
-    for spec in specs:
-        if not spec:
-            continue
-        merged.update(spec if isinstance(spec, dict) else parse_params(resolve_params_path(spec)))
-    return from_dict(merged)
+def load_params(*sources: Source) -> GRU4RecParams:
+    """Merge parameter sources left to right: files, bundled names, ``k=v`` strings, dicts."""
+    return load_config(GRU4RecParams, *sources, what="gru4rec", prepare=_official_forms)

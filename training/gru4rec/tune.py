@@ -1,6 +1,6 @@
 """Hyperparameter search for GRU4Rec with Optuna, like the official ``paropt``.
 
-Search spaces are data (``training/params/space_*.toml``, the official
+Search spaces are data (``training/model_params/space_*.toml``, the official
 parspaces): one table per parameter with ``type`` int|float|categorical,
 ``low``/``high``/``step``/``log`` or ``values``. Every trial trains on the
 training part of a validation split carved from the TRAINING data (the
@@ -28,9 +28,9 @@ from training.data.preprocess import holdout_tail
 from training.data.sessions import Sessions
 from training.evaluation import NextItemTask
 from training.gru4rec.evaluate import evaluate_sessions
-from training.gru4rec.params import PARAMS_DIR, GRU4RecParams, from_dict
+from training.gru4rec.params import GRU4RecParams, load_params
 from training.gru4rec.train import EpochStats, train
-from training.params import ParamError
+from training.params import MODEL_PARAMS_DIR, ParamError
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,9 @@ def load_space(spec: str) -> list[Dimension]:
     """A space file path, or a bundled name such as ``gru4rec_bprmax``."""
     path = Path(spec)
     if not path.is_file():
-        path = PARAMS_DIR / f"space_{spec.removeprefix('space_').removesuffix('.toml')}.toml"
+        path = MODEL_PARAMS_DIR / f"space_{spec.removeprefix('space_').removesuffix('.toml')}.toml"
     if not path.is_file():
-        known = sorted(p.stem.removeprefix("space_") for p in PARAMS_DIR.glob("space_*.toml"))
+        known = sorted(p.stem.removeprefix("space_") for p in MODEL_PARAMS_DIR.glob("space_*.toml"))
         raise ParamError(f"no search space {spec!r} (bundled: {', '.join(known)})")
     dims = []
     for name, d in tomllib.loads(path.read_text()).items():
@@ -167,7 +167,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         values = {d.name: d.suggest(trial) for d in space}
-        params: GRU4RecParams = from_dict({**fixed, **values})
+        params: GRU4RecParams = load_params({**fixed, **values})
         curve: list[dict[str, float]] = []
 
         def after_epoch(stats: EpochStats) -> None:

@@ -11,7 +11,7 @@ it is the caller's decision, on ``passed``.
 
 from __future__ import annotations
 
-import tempfile
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from models.registry import build_model
-from training.checkpoint import load_checkpoint, write_checkpoint
+from training.checkpoint import load_checkpoint
 from training.data.preprocess import build_item_table, to_sessions
+from training.publish import publish
 from training.retrain.holdout import clean, dataset_events, newest_sessions
 from training.retrain.served_eval import count_targets, served_metrics
-from training.retrain.trainers import KINDS, train_kind
+from training.retrain.trainers import trainer_for
 
 Progress = Callable[[float, str], None]
 GATE_METRIC = "recall@20"
@@ -76,8 +77,7 @@ def retrain(
     progress: Progress = lambda fraction, stage: None,
 ) -> RetrainOutcome:
     """Train on ``log_events`` (+ the base dataset), gate against ``active_version``, write."""
-    if cfg.kind not in KINDS:
-        raise ValueError(f"retraining {cfg.kind!r} is not supported ({', '.join(KINDS)} are)")
+    train = trainer_for(cfg.kind)
     t0 = time.perf_counter()
     progress(0.06, "preprocess")
     events = log_events[["session_id", "item_id", "ts"]]
@@ -102,7 +102,7 @@ def retrain(
     sessions = to_sessions(table, train_events["session_id"].to_numpy(), item_of, ts, 1)
     progress(0.1, f"train {cfg.kind}: {sessions.n_events:,} events, {len(table):,} items")
     t1 = time.perf_counter()
-    trained = train_kind(cfg.kind, sessions, table, cfg.params, progress)
+    trained = train(sessions, table, cfg.params, progress)
     t2 = time.perf_counter()
     progress(0.82, "evaluate")
     candidate = served_metrics(trained.model, trained.item_ids, holdout)
@@ -128,32 +128,19 @@ def retrain(
         "seconds": {"prepare": t1 - t0, "train": t2 - t1, "evaluate": t3 - t2},
     }
     progress(0.92, "write checkpoint")
-    with tempfile.TemporaryDirectory() as tmp:
-        png = trained.plot(Path(tmp) / "training.png")
-        path = write_checkpoint(
-            model_dir,
-            cfg.kind,
-            hyperparameters=trained.hyperparameters,
-            weights=trained.weights,
-            item_ids=np.asarray(trained.item_ids).astype(str),
-            popularity=trained.popularity,
-            categories=trained.categories,
-            metrics=candidate,
-            data={
-                "name": "event-log" + (f"+{cfg.base_dataset}" if cfg.base_dataset else ""),
-                "log_events": n_log,
-                "train_events": int(sessions.n_events),
-                "since": cfg.since,
-                **(data_note or {}),
-            },
-            extra={
-                "training": trained.training,
-                "gate": gate,
-                "holdout": metrics["holdout"],
-                "active_metrics": metrics["active"],
-            },
-            attachments={"training.png": png},
-        )
+    path = publish(
+        dataclasses.replace(trained, item_ids=np.asarray(trained.item_ids).astype(str)),
+        model_dir,
+        metrics=candidate,
+        data={
+            "name": "event-log" + (f"+{cfg.base_dataset}" if cfg.base_dataset else ""),
+            "log_events": n_log,
+            "train_events": int(sessions.n_events),
+            "since": cfg.since,
+            **(data_note or {}),
+        },
+        extra={"gate": gate, "holdout": metrics["holdout"], "active_metrics": metrics["active"]},
+    )
     return RetrainOutcome(
         path=path, version=path.name, passed=bool(gate["passed"]), metrics=metrics
     )

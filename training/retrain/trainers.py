@@ -1,4 +1,9 @@
-"""Per model kind: train on the retrain's sessions and hand back what a checkpoint needs.
+"""Per model family: train on the retrain's sessions and hand back what a checkpoint needs.
+
+The kinds a retrain may train, and the family of each, come from the table of
+model kinds (``models.registry``); this module maps each family to its one
+training function (``TRAINERS``). Every kind starts from its bundled parameter
+file, overridden by the request's parameters.
 
 GRU4Rec trains on the sessions as they are (session-parallel mini-batches).
 The multi-interest models (ComiRec-SA/-DR, MIND) train on the same sessions
@@ -9,129 +14,82 @@ gate then judges every kind on the same next-item hold-out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from models.comirec import ComiRecDR, ComiRecSA, MultiInterestConfig, MultiInterestModel
-from models.mind import MIND
+from models.registry import Family, ModelKind, model_kind, retrainable_kinds
 from training.data.sessions import Dataset, ItemTable, Sessions
-from training.params import ParamError, check_known
+from training.params import read_params
+from training.publish import Trained
 
 Progress = Callable[[float, str], None]
+Trainer = Callable[[ModelKind, Sessions, ItemTable, dict[str, Any], Progress], Trained]
 
 
-@dataclass
-class Trained:
-    model: Any  # a SequenceModel
-    hyperparameters: dict[str, Any]
-    weights: dict[str, torch.Tensor]
-    item_ids: np.ndarray  # model row -> external id
-    popularity: np.ndarray
-    categories: np.ndarray | None
-    training: dict[str, Any]
-    plot: Callable[[Path], Path]  # writes the training curve PNG to the given path
-
-
-def train_gru4rec(
-    sessions: Sessions, items: ItemTable, params: dict[str, Any], progress: Progress
+def train_session(
+    kind: ModelKind,
+    sessions: Sessions,
+    items: ItemTable,
+    params: dict[str, Any],
+    progress: Progress,
 ) -> Trained:
-    from training.gru4rec.export import DEFAULT_PARAMS, plot_losses
+    from training.gru4rec.export import as_trained
     from training.gru4rec.params import load_params
-    from training.gru4rec.train import EpochStats, item_support, train
+    from training.gru4rec.train import EpochStats, train
 
-    p = load_params(DEFAULT_PARAMS, params)
+    p = load_params(kind.params, params)
 
     def on_epoch(stats: EpochStats) -> None:
         progress(0.1 + 0.7 * stats.epoch / p.n_epochs, f"train: epoch {stats.epoch}/{p.n_epochs}")
 
     result = train(sessions, len(items), p, progress=False, on_epoch=on_epoch)
-    return Trained(
-        model=result.model,
-        hyperparameters={**p.to_dict(), **result.model.hyperparameters()},
-        weights=result.model.checkpoint_weights(),
-        item_ids=items.ids,
-        popularity=item_support(sessions, len(items)),
-        categories=items.categories,
-        training={
-            "epochs": [e.summary() for e in result.epochs],
-            "threads": torch.get_num_threads(),
-        },
-        plot=lambda path: plot_losses(result, path, "GRU4Rec retrained on the event log"),
-    )
-
-
-MULTI_INTEREST: dict[str, type[MultiInterestModel]] = {
-    cls.kind: cls for cls in (ComiRecSA, ComiRecDR, MIND)
-}
-#: a retrain is a refresh, not a paper reproduction: fewer iterations than the paper's
-#: defaults, and validation on a fixed sample of 2,000 visits rather than all of them
-MULTI_INTEREST_DEFAULTS = {"max_iter": 3000, "eval_every": 500, "patience": 3, "valid_users": 2000}
+    return as_trained(result, sessions, items, "GRU4Rec retrained on the event log")
 
 
 def train_multi_interest(
-    kind: str, sessions: Sessions, items: ItemTable, params: dict[str, Any], progress: Progress
+    kind: ModelKind,
+    sessions: Sessions,
+    items: ItemTable,
+    params: dict[str, Any],
+    progress: Progress,
 ) -> Trained:
     from training.comirec.data import prepare
-    from training.comirec.plots import training_curve
-    from training.comirec.train import TrainConfig, train
+    from training.comirec.export import as_trained, build, loop_config, split_params
+    from training.comirec.train import train
 
-    model_keys = MultiInterestConfig.names() - {"n_items", "seed"}
-    loop_keys = TrainConfig.names()
-    merged = {**MULTI_INTEREST_DEFAULTS, **params}
-    check_known(merged, model_keys | loop_keys | {"min_count"}, kind)
-    min_count = int(merged.pop("min_count", 2))
+    model_params, loop_params, extra = split_params(
+        read_params(kind.params, params), kind.name, extra={"seed", "min_count"}
+    )
+    seed, min_count = int(extra.get("seed", 0)), int(extra.get("min_count", 2))
+    cfg = loop_config(loop_params, kind.name, seed)  # before the data: a typo fails at once
     ds = Dataset(name="event-log", kind="sequence", items=items, parts={"all": sessions})
-    data = prepare(ds, seed=int(merged.get("seed", 0)), min_count=min_count)
+    data = prepare(ds, seed=seed, min_count=min_count)
     if data.n_items == 0 or len(data.split.valid) == 0:
-        raise ValueError(f"{kind}: too few sequences of {min_count}+ clicks to train on")
-    try:
-        cfg = TrainConfig(**{k: v for k, v in merged.items() if k in loop_keys})
-        config = MultiInterestConfig(
-            n_items=data.n_items,
-            seed=cfg.seed,
-            **{k: v for k, v in merged.items() if k in model_keys},
-        )
-    except (TypeError, ValueError) as exc:
-        raise ParamError(f"{kind}: {exc}") from None
-    model = MULTI_INTEREST[kind](config)
+        raise ValueError(f"{kind.name}: too few sequences of {min_count}+ clicks to train on")
+    model = build(kind.name, data.n_items, model_params, seed)
 
     def on_eval(point: dict[str, Any]) -> None:
         done = point["iteration"] / cfg.max_iter
         progress(0.1 + 0.7 * done, f"train: iteration {point['iteration']:,}/{cfg.max_iter:,}")
 
     result = train(model, data, cfg, progress=False, on_eval=on_eval)
-    return Trained(
-        model=model,
-        hyperparameters=model.hyperparameters(),
-        weights=model.checkpoint_weights(),
-        item_ids=data.item_ids,
-        popularity=data.popularity,
-        categories=data.categories,
-        training={
-            "iterations": result.iterations,
-            "best_iteration": result.best_iteration,
-            "stopped": result.stopped,
-            "config": vars(cfg),
-            "valid": result.best_valid,
-            "sequences": data.summary,
-        },
-        plot=lambda path: training_curve(result.curve, f"{kind} retrained on the event log", path),
-    )
+    title = f"{kind.name} retrained on the event log"
+    return as_trained(kind.name, model, result, data, cfg, title)
 
 
-def train_kind(
-    kind: str, sessions: Sessions, items: ItemTable, params: dict[str, Any], progress: Progress
-) -> Trained:
-    if kind == "gru4rec":
-        return train_gru4rec(sessions, items, params, progress)
-    if kind in MULTI_INTEREST:
-        return train_multi_interest(kind, sessions, items, params, progress)
-    raise ValueError(f"retraining {kind!r} is not supported")
+#: the one place a model family meets its training function
+TRAINERS: dict[Family, Trainer] = {
+    "session": train_session,
+    "multi-interest": train_multi_interest,
+}
 
 
-KINDS = ("gru4rec", *MULTI_INTEREST)
+def trainer_for(kind: str) -> Callable[[Sessions, ItemTable, dict[str, Any], Progress], Trained]:
+    """The training function of ``kind``, a retrainable kind of the table (else ``ValueError``)."""
+    if kind not in retrainable_kinds():
+        raise ValueError(
+            f"retraining {kind!r} is not supported ({', '.join(retrainable_kinds())} are)"
+        )
+    entry = model_kind(kind)
+    return functools.partial(TRAINERS[entry.family], entry)

@@ -1,29 +1,24 @@
 """Full-fold accuracy of the tuned CF models against the issue's targets (slow: minutes).
 
-Parameters come from ``training/params/cf_<model>_<dataset>.toml``; seed 0. A
+Parameters come from ``training/model_params/cf_<model>_<dataset>.toml``; seed 0. A
 target that the model does not reach yet is an ``xfail(strict=True)`` that names
 the measured figure, so reaching it later turns the test red until it is updated.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-import training
 from tests.conftest import needs_shared_data
 from training.cf.folds import evaluate_fold
 from training.data import load_dataset
-from training.params import parse_params
-
-PARAMS = Path(training.__file__).parent / "params"
+from training.params import read_params
 
 
 def mean_rmse(model: str, dataset: str, folds: tuple[str, ...]) -> float:
     ds = load_dataset(dataset)
-    params = parse_params(str(PARAMS / f"cf_{model}_{dataset}.toml"))
+    params = read_params(f"cf_{model}_{dataset}")
     return float(np.mean([evaluate_fold(model, ds, f, params).metrics["rmse"] for f in folds]))
 
 

@@ -22,10 +22,10 @@ from training.gru4rec.batching import build_schedule
 from training.gru4rec.evaluate import evaluate_sessions
 from training.gru4rec.export import export_model
 from training.gru4rec.optimizer import AdagradMomentum
-from training.gru4rec.params import GRU4RecParams, bundled_names, load_params
+from training.gru4rec.params import GRU4RecParams, load_params
 from training.gru4rec.sampling import SampleStore, guide_table, guided_search
 from training.gru4rec.train import train
-from training.params import ParamError
+from training.params import ParamError, bundled_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -337,7 +337,7 @@ def test_train_and_export_writes_a_servable_checkpoint(tmp_path) -> None:
     out = export_model(ds, tmp_path, GRU4RecParams(**TINY), activate=True, progress=False, ks=(3,))
     assert current_version(tmp_path) == out.path.name
     ckpt = load_checkpoint(out.path)
-    assert ckpt.kind == "gru4rec" and (out.path / "loss.png").stat().st_size > 1000
+    assert ckpt.kind == "gru4rec" and (out.path / "training.png").stat().st_size > 1000
     assert ckpt.items["popularity"].sum() == data.n_events
     model = build_model(ckpt.kind, ckpt.hyperparameters, ckpt.weights)
     task = NextItemTask.from_dataset(ds)
@@ -530,7 +530,7 @@ def test_train_command_writes_checkpoint_and_record(tmp_path) -> None:
     assert rec["model"] == "gru4rec" and rec["params"]["seed"] == 3
     assert 0.1 < rec["metrics"]["recall@20"] <= 1.0 and rec["training"]["events_per_second"] > 0
     ckpt = load_checkpoint(out / current_version(out))
-    assert ckpt.hyperparameters["layers"] == [16] and "loss.png" in ckpt.manifest["files"]
+    assert ckpt.hyperparameters["layers"] == [16] and "training.png" in ckpt.manifest["files"]
 
 
 def test_service_bootstrap_function_returns_an_active_checkpoint(tmp_path) -> None:
