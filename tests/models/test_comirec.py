@@ -21,7 +21,6 @@ from models.comirec import (
     dynamic_routing,
     squash,
 )
-from models.contract import SequenceModel, max_scores
 from models.mind import MIND
 from models.registry import build_model
 from training.comirec.data import TrainingSampler, left_padded_tails
@@ -129,44 +128,12 @@ def test_mind_interest_count_follows_log2_of_history(n: int, k: int) -> None:
 
 
 @pytest.mark.parametrize("cls", KINDS)
-def test_incremental_equals_batched(cls: type[MultiInterestModel]) -> None:
-    m = small(cls)
-    assert isinstance(m, SequenceModel)
-    rng = np.random.default_rng(1)
-    sessions = [rng.integers(0, 30, size=n) for n in (1, 3, 5, 9)]
-    width = max(map(len, sessions))
-    prefix = torch.full((len(sessions), width), -1)
-    for row, s in enumerate(sessions):
-        prefix[row, width - len(s) :] = torch.from_numpy(s)
-    lengths = torch.tensor([len(s) for s in sessions])
-    with torch.no_grad():
-        batched = m.encode(prefix, lengths)
-        scores = max_scores(m, prefix, lengths)
-    for row, s in enumerate(sessions):
-        state = m.init_state()
-        for item in s:
-            state = m.step(state, int(item))
-        torch.testing.assert_close(m.interests(state), batched[row], atol=1e-5, rtol=1e-5)
-        incremental = (m.interests(state) @ m.item_vectors().T).max(0).values
-        torch.testing.assert_close(incremental, scores[row], atol=1e-5, rtol=1e-5)
-    assert batched.shape == (4, 3, 8)
-
-
-@pytest.mark.parametrize("cls", KINDS)
 def test_only_the_last_l_items_matter_and_empty_state_is_finite(cls: type) -> None:
     m = small(cls)
     a = m.encode(torch.tensor([[1, 2, 3, 4, 5, 6, 7]]))
     b = m.encode(torch.tensor([[9, 9, 3, 4, 5, 6, 7]]))
     torch.testing.assert_close(a, b)
     assert torch.isfinite(m.interests(m.init_state())).all()
-
-
-@pytest.mark.parametrize("cls", KINDS)
-def test_checkpoint_round_trip_through_the_registry(cls: type[MultiInterestModel]) -> None:
-    m = small(cls)
-    copy = build_model(cls.kind, m.hyperparameters(), m.checkpoint_weights())
-    prefix = torch.tensor([[-1, 3, 4, 5], [1, 2, 3, 4]])
-    torch.testing.assert_close(copy.encode(prefix, torch.tensor([3, 4])), m.encode(prefix))
 
 
 def test_routing_std_defaults_to_normal_for_dr_and_mind() -> None:

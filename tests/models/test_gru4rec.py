@@ -1,4 +1,7 @@
-"""GRU4Rec network and losses: hand-checked loss values, the model contract, checkpoints."""
+"""GRU4Rec network and losses: hand-checked loss values, the input modes, the serving fast path.
+
+The model contract (batched == incremental, checkpoints) is held in ``test_contract.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from models.contract import SequenceModel, max_scores
 from models.gru4rec import GRU4Rec
 from models.gru4rec_loss import (
     bpr,
@@ -19,7 +21,6 @@ from models.gru4rec_loss import (
     top1,
     top1_max,
 )
-from models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -130,24 +131,6 @@ def _model(mode: str, layers: tuple[int, ...] = (8, 5)) -> GRU4Rec:
     return model.eval()
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_step_by_step_equals_batched_pass(mode: str) -> None:
-    model = _model(mode)
-    assert isinstance(model, SequenceModel)
-    sessions = [[3, 1, 4, 1, 5], [9, 2], [6]]
-    width = max(map(len, sessions))
-    prefix = torch.tensor([[-1] * (width - len(s)) + s for s in sessions])
-    lengths = torch.tensor([len(s) for s in sessions])
-    batched = max_scores(model, prefix, lengths)
-    for row, session in enumerate(sessions):
-        state = model.init_state()
-        for item in session:
-            state = model.step(state, item)
-        assert state.dtype == torch.float32 and state.shape == (sum(model.layers),)
-        incremental = model.interests(state) @ model.item_vectors().T
-        torch.testing.assert_close(incremental[0], batched[row], atol=1e-5, rtol=1e-5)
-
-
 @pytest.mark.parametrize("mode", ["shared", "separate"])
 def test_numpy_step_follows_the_weights_as_they_change(mode: str) -> None:
     """The serving fast path reads views of the parameters, never a stale copy."""
@@ -203,17 +186,6 @@ def test_init_scales_follow_the_official_fan() -> None:
     w = model.cells[0].weight_ih
     assert w.abs().max().item() <= math.sqrt(6 / (50 + 50))
     assert model.By.abs().sum().item() == 0.0 and model.cells[0].bias_hh.abs().sum().item() == 0.0
-
-
-@pytest.mark.parametrize("mode", list(MODES))
-def test_checkpoint_round_trip_through_the_registry(mode: str) -> None:
-    model = _model(mode)
-    again = build_model("gru4rec", model.hyperparameters(), model.checkpoint_weights())
-    assert isinstance(again, GRU4Rec)
-    state_a = model.step(model.step(model.init_state(), 4), 11)
-    state_b = again.step(again.step(again.init_state(), 4), 11)
-    torch.testing.assert_close(state_a, state_b)
-    torch.testing.assert_close(again.item_vectors(), model.item_vectors())
 
 
 def test_bad_layers_fail() -> None:

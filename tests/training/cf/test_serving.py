@@ -1,4 +1,4 @@
-"""CF models in the session form: batched == incremental, checkpoint round trip, CLI."""
+"""CF models in the session form: the SVD++ fold-in, every algorithm's served form, CLI."""
 
 from __future__ import annotations
 
@@ -6,20 +6,18 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from models.cf.recommend import recommend, similar_items, top_n
-from models.contract import SequenceModel, max_scores
-from models.registry import build_model
 from tests.conftest import needs_shared_data
+from tests.models.test_contract import assert_batched_equals_incremental
 from tests.training.cf.test_factor import random_ratings
 from training.cf.baseline_fit import BaselineConfig, fit_baseline
 from training.cf.export import session_model
 from training.cf.factor_fit import SVDConfig, SVDppConfig, fit_svd, fit_svdpp
 from training.cf.knn_fit import KNNConfig, fit_knn
 from training.cf.rbm_fit import RBMConfig, fit_rbm
-from training.checkpoint import load_checkpoint, write_checkpoint
+from training.checkpoint import load_checkpoint
 from training.cli import app
 
 
@@ -62,26 +60,12 @@ def test_svdpp_session_scores_are_the_fold_in_prediction():
     assert scores == pytest.approx(svdpp.bi + svdpp.Q @ implicit, abs=1e-5)
 
 
-def test_batched_equals_incremental_and_checkpoint_round_trip(tmp_path):
+def test_every_fitted_model_keeps_the_contract_in_its_session_form():
+    """The contract suite's check, on the session form of each CF algorithm as fitted."""
     _, models = fitted_models()
-    prefix = torch.tensor([[-1, -1, 3, 4], [5, 6, 7, 5]])
-    lengths = torch.tensor([2, 4])
     for m in models:
-        kind, served = session_model(m)
-        assert isinstance(served, SequenceModel)
-        batched = max_scores(served, prefix, lengths)
-        for b, (row, length) in enumerate(zip(prefix, lengths, strict=True)):
-            state = served.init_state()
-            for item in row[len(row) - int(length) :].tolist():
-                state = served.step(state, item)
-            one = (served.interests(state) @ served.item_vectors().T).max(0).values
-            assert torch.allclose(one, batched[b], atol=1e-5)
-        n = served.item_vectors().shape[0]
-        path = write_checkpoint(tmp_path / kind, kind, {}, served.checkpoint_weights(),
-                                np.arange(n), np.ones(n))  # fmt: skip
-        ck = load_checkpoint(path)
-        rebuilt = build_model(ck.kind, ck.hyperparameters, ck.weights)
-        assert torch.allclose(max_scores(rebuilt, prefix, lengths), batched)
+        _, served = session_model(m)
+        assert_batched_equals_incremental(served, [[3, 4], [5, 6, 7, 5]])
 
 
 @needs_shared_data
