@@ -21,10 +21,3 @@ def data_dir() -> Path:
     if beside.is_dir():
         return beside
     return Path.cwd() / "data"
-
-
-def cache_dir() -> Path:
-    """Binary caches of parsed datasets (safe to delete)."""
-    env = os.environ.get("NEXTITEM_CACHE_DIR")
-    path = Path(env).expanduser() if env else Path.home() / ".cache" / "nextitem"
-    return path

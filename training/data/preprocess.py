@@ -110,30 +110,6 @@ def split_log(
     return table, train, test
 
 
-def restrict_to_items(
-    train: Sessions, test: Sessions, items: ItemTable, min_length: int = 2
-) -> tuple[ItemTable, Sessions, Sessions]:
-    """Re-index a (train, test) pair to the items that occur in ``train``.
-
-    Used when training on a sub-split (e.g. ``train_tr`` -> ``valid``): items
-    the training part never saw cannot be ranked, as in the official protocol.
-    """
-    seen = np.zeros(len(items), dtype=bool)
-    seen[train.items] = True
-    # Number the kept items by first appearance in train.
-    uniq, first = np.unique(train.items, return_index=True)
-    order = uniq[np.argsort(first, kind="stable")]
-    mapping = np.full(len(items), -1, dtype=np.int64)
-    mapping[order] = np.arange(len(order))
-    table = ItemTable(
-        ids=items.ids[order],
-        categories=None if items.categories is None else items.categories[order],
-        category_names=items.category_names,
-    )
-    new_test = test.remap_items(mapping)
-    return table, train.remap_items(mapping), new_test.select(new_test.lengths >= min_length)
-
-
 def _holdout(
     sessions: Sessions, is_later: np.ndarray, min_length: int
 ) -> tuple[Sessions, Sessions]:
