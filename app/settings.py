@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         0.003,
         ge=0,
         description="a micro-batch expected to keep a scoring thread busier than this is shared "
-        "with the idle ones, which then search side by side (see app.scorer)",
+        "with the idle ones, which then search side by side (see app.serving.scorer)",
     )
     fast_path: bool = Field(
         True,
