@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -103,22 +102,6 @@ class Sessions:
         new = mapping[self.items]
         out = replace(self, items=np.where(new < 0, 0, new).astype(np.int32))
         return out.filter_events(new >= 0)
-
-    def to_csr(self, n_items: int, binary: bool = False) -> sp.csr_matrix:
-        """Sessions x items sparse matrix (duplicates summed, or 1 when ``binary``)."""
-        data = (
-            np.ones(self.n_events, dtype=np.float32)
-            if binary or self.values is None
-            else self.values.astype(np.float32)
-        )
-        # Copies: scipy sorts indices in place, which would reorder our events.
-        m = sp.csr_matrix(
-            (data, self.items.copy(), self.offsets.copy()), shape=(self.n_sessions, n_items)
-        )
-        m.sum_duplicates()
-        if binary:
-            m.data[:] = 1.0
-        return m
 
     @staticmethod
     def from_groups(

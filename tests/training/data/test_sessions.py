@@ -51,12 +51,6 @@ def test_from_groups_orders_rows_by_first_time_and_events_by_time() -> None:
     assert rows_of(s) == [[20, 21], [30], [11, 10]]
 
 
-def test_to_csr_binary_and_counts() -> None:
-    s = make([[0, 0, 2], [1]])
-    assert s.to_csr(3).toarray().tolist() == [[2, 0, 1], [0, 1, 0]]
-    assert s.to_csr(3, binary=True).toarray().tolist() == [[1, 0, 1], [0, 1, 0]]
-
-
 def test_constructor_rejects_bad_layout() -> None:
     with pytest.raises(TypeError):
         Sessions(items=np.array([1], dtype=np.int64), offsets=np.array([0, 1]))
