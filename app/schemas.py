@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from models.registry import retrainable_kinds
+
 # Identifiers are printable text without control characters, so that the session
 # store can keep a visit's item list as newline-separated text.
 _ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -98,6 +100,9 @@ class Problem(BaseModel):
 
 # Retrain jobs: POST /admin/retrain's body and the job record an admin follows.
 
+#: the kinds a retrain accepts, from the one table of model kinds
+RetrainableKind = Literal[retrainable_kinds()]  # type: ignore[valid-type]
+
 JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
 FINISHED: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
 
@@ -107,8 +112,8 @@ class RetrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["gru4rec", "comirec-sa", "comirec-dr", "mind"] = Field(
-        "gru4rec", description="model kind to train"
+    model: RetrainableKind = Field(  # type: ignore[valid-type]
+        "gru4rec", description="model kind to train (the retrainable kinds of models.registry)"
     )
     params: dict[str, Any] | None = Field(
         None, description="hyperparameters over the defaults, e.g. {'n_epochs': 5}"

@@ -25,7 +25,7 @@ from app.metrics import Metrics
 from app.serving.heap import freeze_heap
 from app.serving.item_index import ItemIndex
 from app.settings import Settings
-from models.contract import SequenceModel
+from models.contract import SequenceModel, unpack_state
 from models.registry import build_model
 from training.checkpoint import CheckpointError, current_version, load_checkpoint
 
@@ -65,7 +65,7 @@ class ServingModel:
     def state_from_bytes(self, data: bytes | None) -> torch.Tensor | None:
         if data is None or len(data) != 4 * self.state_size:
             return None
-        return torch.from_numpy(np.frombuffer(data, np.float32).copy())
+        return unpack_state(data)
 
     def queries(self, state: torch.Tensor) -> np.ndarray:
         """The interest vectors as float32 numpy (the models run ``interests`` without grad)."""

@@ -23,6 +23,7 @@ from app.serving.scorer import ScoreJob, Scorer
 from app.sessions.store import SessionRecord, SessionStore, StoreUnavailable
 from app.settings import Settings
 from models.aggregators import Ranked, diversity_greedy, max_score
+from models.contract import pack_state
 
 
 class NoModel(Exception):
@@ -175,7 +176,7 @@ class Service:
 
         def prepare() -> np.ndarray:
             s = sm.fold(state, rows) if rows or state is None else state
-            new_state.append(s.numpy().tobytes())
+            new_state.append(pack_state(s))
             return sm.queries(s)
 
         def finish(scores: np.ndarray, ids: np.ndarray) -> Ranked:

@@ -14,6 +14,7 @@ from app.jobs.queue import reconcile, settings_env
 from app.jobs.store import FileJobStore, RedisJobStore, new_job
 from app.schemas import JobRecord, RetrainRequest
 from app.settings import Settings
+from models.registry import retrainable_kinds
 
 # ---- job records ------------------------------------------------------------------------------
 
@@ -73,6 +74,9 @@ def test_retrain_request_refuses_unknown_fields_and_models() -> None:
     with pytest.raises(ValueError):
         RetrainRequest.model_validate({"model": "svd"})
     assert JobRecord.model_fields["state"].annotation is not None
+    accepted = RetrainRequest.model_json_schema()["properties"]["model"]["enum"]
+    assert tuple(accepted) == retrainable_kinds()  # derived from the one table of kinds
+    assert "cf-knn" not in accepted  # exported by its own commands, not retrained
 
 
 # ---- event-log snapshots ----------------------------------------------------------------------

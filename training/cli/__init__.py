@@ -1,4 +1,8 @@
-"""The ``nextitem`` command line (typer). Each command group lives in its own module.
+"""The ``nextitem`` command line (typer): the offline trainer. Each command group is a module.
+
+The service has its own program (``nextitem-server``, in ``app.cli``); the two
+meet only through ``nextitem bootstrap`` and ``nextitem retrain``, which the
+service runs as child processes.
 
 Every module of this package named ``*_cmd.py`` is imported at start-up and
 registers its commands on ``app`` (or on ``train_app`` for ``nextitem train
@@ -20,7 +24,7 @@ from training.params import ParamError
 
 app = typer.Typer(
     name="nextitem",
-    help="Session-based recommendation: datasets, evaluation, training, serving.",
+    help="Session-based recommendation offline: datasets, training, evaluation, tuning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -29,11 +33,6 @@ err_console = Console(stderr=True)
 
 train_app = typer.Typer(help="Train a model and write a checkpoint.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-bench_app = typer.Typer(
-    help="Benchmarks: training speed, the service under load, CF beside Surprise.",
-    no_args_is_help=True,
-)
-app.add_typer(bench_app, name="bench")
 tune_app = typer.Typer(help="Search hyperparameters on a validation split.", no_args_is_help=True)
 app.add_typer(tune_app, name="tune")
 
