@@ -21,7 +21,7 @@ from rich.console import Console
 from tests.bench.ceiling import measure_ceiling
 from tests.bench.interleaved import interleaved_rates, optimizer_variants
 from tests.bench.program import program, run
-from tests.bench.report import gru4rec_setup_table
+from training.cli.gru4rec_cmd import setup_table
 from training.data import load_dataset
 from training.gru4rec.params import load_params
 from training.gru4rec.train import EpochStats, train
@@ -77,7 +77,7 @@ def bench_gru4rec(
     train_part = ds.part("train")
     if sessions:
         train_part = train_part.select(np.arange(min(sessions, train_part.n_sessions)))
-    console.print(gru4rec_setup_table("bench gru4rec", ds.name, ds.n_items, p))
+    console.print(setup_table("bench gru4rec", ds.name, ds.n_items, p))
     console.print(f"{train_part.n_sessions:,} sessions, {train_part.n_events:,} events")
     t0 = time.perf_counter()
     result = train(

@@ -43,7 +43,8 @@ def _threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _setup_table(title: str, ds_name: str, n_items: int, params: GRU4RecParams) -> Table:
+def setup_table(title: str, ds_name: str, n_items: int, params: GRU4RecParams) -> Table:
+    """The setup a training rate is printed beside (shapes, threads, versions, machine load)."""
     table = Table(title=title)
     table.add_column("setting")
     table.add_column("value", justify="right")
@@ -60,7 +61,9 @@ def _setup_table(title: str, ds_name: str, n_items: int, params: GRU4RecParams) 
         ),
         ("threads", str(torch.get_num_threads())),
         ("torch", torch.__version__),
+        ("python", platform.python_version()),
         ("cpu", platform.processor() or platform.machine()),
+        ("cores", str(os.cpu_count())),
         ("load avg (1 min)", f"{os.getloadavg()[0]:.2f}"),
     ]:
         table.add_row(name, value)
@@ -123,7 +126,7 @@ def train_gru4rec(
             compile_loss=compile_loss,
         )
         return
-    console.print(_setup_table("train gru4rec", ds.name, ds.n_items, p))
+    console.print(setup_table("train gru4rec", ds.name, ds.n_items, p))
     exported = export_model(
         ds,
         out,
