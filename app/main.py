@@ -1,6 +1,6 @@
 """The FastAPI application: ``create_app(settings)`` wires settings, store, model and routers.
 
-Run it with ``nextitem serve`` (or ``uvicorn app.main:create_app --factory``).
+Run it with ``nextitem-server serve`` (or ``uvicorn app.main:create_app --factory``).
 """
 
 from __future__ import annotations

@@ -48,5 +48,5 @@ def demo_dataset(seed: int = 0) -> Dataset:
         kind="session",
         items=table,
         parts={"train": part(0, split), "test": part(split, n_sessions)},
-        notes="generated demo catalog (nextitem serve without the shared data)",
+        notes="generated demo catalog (a first model without the shared data)",
     )
