@@ -153,3 +153,36 @@ class JobRecord(BaseModel):
         None, description="the last event-log position the job trained on"
     )
     error: str | None = None
+
+
+# Admin answers: a queued retrain, the model versions, an activation.
+
+
+class RetrainAccepted(BaseModel):
+    job_id: str
+    state: str
+    status_url: str = Field(description="GET it to follow the job")
+
+
+class ModelVersion(BaseModel):
+    version: str
+    kind: str | None
+    created: str | None
+    metrics: dict[str, Any]
+    gate: dict[str, Any] | None = Field(description="the quality gate of a retrain, if any")
+    data: dict[str, Any]
+    current: bool = Field(description="named by CURRENT: what every API process serves")
+
+
+class ModelsView(BaseModel):
+    current: str | None
+    serving: str | None = Field(description="the version this API process serves right now")
+    versions: list[ModelVersion] = Field(description="newest first")
+
+
+class Activated(BaseModel):
+    version: str
+    previous: str | None
+    announced: bool = Field(
+        description="told every API process at once (Redis); else they follow CURRENT by polling"
+    )

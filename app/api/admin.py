@@ -11,7 +11,6 @@ import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Path, status
-from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from app.api.auth import AdminDep
@@ -20,7 +19,15 @@ from app.errors import NotFound
 from app.jobs.channel import publish_model
 from app.jobs.queue import reconcile
 from app.jobs.store import new_job
-from app.schemas import JobRecord, Problem, RetrainRequest
+from app.schemas import (
+    Activated,
+    JobRecord,
+    ModelsView,
+    ModelVersion,
+    Problem,
+    RetrainAccepted,
+    RetrainRequest,
+)
 from app.serving.registry import ModelLoadError
 from app.settings import Settings
 from training.checkpoint import (
@@ -40,36 +47,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 VersionPath = Path(min_length=1, max_length=200, pattern=r"^[\w-][\w.-]*$")
 JobIdPath = Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")
-
-
-class RetrainAccepted(BaseModel):
-    job_id: str
-    state: str
-    status_url: str = Field(description="GET it to follow the job")
-
-
-class ModelVersion(BaseModel):
-    version: str
-    kind: str | None
-    created: str | None
-    metrics: dict[str, Any]
-    gate: dict[str, Any] | None = Field(description="the quality gate of a retrain, if any")
-    data: dict[str, Any]
-    current: bool = Field(description="named by CURRENT: what every API process serves")
-
-
-class ModelsView(BaseModel):
-    current: str | None
-    serving: str | None = Field(description="the version this API process serves right now")
-    versions: list[ModelVersion] = Field(description="newest first")
-
-
-class Activated(BaseModel):
-    version: str
-    previous: str | None
-    announced: bool = Field(
-        description="told every API process at once (Redis); else they follow CURRENT by polling"
-    )
 
 
 async def _call(fn: Any, *args: Any) -> Any:
