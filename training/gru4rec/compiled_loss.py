@@ -2,9 +2,9 @@
 
 Why: on the CPU the loss over the [B, B + n_sample] score matrix is some twenty
 elementwise passes (softmax, sigmoid, log, the activation and their backward),
-about 40% of a GRU4Rec step in eager mode, each pass reading and writing the
-whole matrix and several of them bound by ``exp``. ``torch.compile`` fuses them
-into a few vectorised loops and halves the loss's cost. The score matrix of a
+a large share of a GRU4Rec step in eager mode, each pass reading and writing
+the whole matrix and several of them bound by ``exp``. ``torch.compile`` fuses
+them into a few vectorised loops, which cost much less. The score matrix of a
 full step always has the same shape, so one static graph serves every step;
 the short steps of an epoch's tail (and everything, if compiling fails, e.g.
 no C++ compiler) use the eager function, which computes the same values.

@@ -11,9 +11,9 @@ first falls into one of ``M`` equal buckets (``M`` a power of two, so the
 bucket is exact in float64), and the table holds the answer for each bucket's
 two edges. Where they agree, which is most buckets, that is the answer; only
 the rest go through the binary search. Same ids as a plain search of every
-draw, about 3.5x faster: a binary search over a 43k-item CDF misses the cache
-at every level, and the 10M-draw refill was a few percent of a small
-model's epoch.
+draw, and several times faster: a binary search over a large catalog's CDF
+misses the cache at every level, and the refill of the sample store is a
+visible part of a small model's epoch.
 """
 
 from __future__ import annotations

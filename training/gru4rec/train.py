@@ -273,9 +273,9 @@ def train(
     ``torchrun`` launch, if any) trains data-parallel; ``batch_size`` is then per
     rank and only rank 0 shows progress and calls ``on_epoch``. The epoch figures
     cover all ranks; every rank returns the same model, on the CPU.
-    ``compile_loss`` compiles the loss for full mini-batches (about 20 s once,
-    counted in ``setup_seconds``; same values, a faster step: worth it for
-    real runs, not for tiny ones).
+    ``compile_loss`` compiles the loss for full mini-batches (once, counted in
+    ``setup_seconds``; same values, a faster step: worth it for real runs, not
+    for tiny ones).
     ``validate`` scores the model after every epoch (rank 0, outside the epoch's
     timing) into ``EpochStats.metrics``: the epoch curve that lets a search pick
     ``n_epochs`` from one run instead of one run per value.
