@@ -25,7 +25,7 @@ import torch
 
 from models.contract import SequenceModel
 
-Family = Literal["session", "multi-interest", "cf"]
+Family = Literal["session", "multi-interest", "attention", "cf"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,14 @@ KINDS: tuple[ModelKind, ...] = (
         retrainable=True,
         params="multi_interest_service",
         description="MIND: shared-map routing and label-aware attention, adaptive K",
+    ),
+    ModelKind(
+        "sasrec",
+        "models.sasrec:SASRec",
+        "attention",
+        retrainable=False,
+        params="sasrec_paper",
+        description="SASRec: causal self-attention over the last L clicks (network only so far)",
     ),
     ModelKind(
         "cf-factors",

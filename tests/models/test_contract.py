@@ -22,6 +22,7 @@ from models.comirec import MultiInterestConfig
 from models.contract import SequenceModel, max_scores, pack_state, unpack_state
 from models.gru4rec import GRU4Rec
 from models.registry import KINDS, build_model, kind_names, model_kind
+from models.sasrec import SASRec, SASRecConfig
 from training.checkpoint import current_version, load_checkpoint
 from training.params import bundled_file
 from training.publish import Trained, publish
@@ -56,6 +57,22 @@ def _multi_interest(kind: str) -> Build:
     return build
 
 
+def _sasrec(layer_norm: str) -> Build:
+    def build(seed: int) -> SequenceModel:
+        config = SASRecConfig(
+            n_items=N_ITEMS,
+            dim=8,
+            n_heads=2,
+            max_len=5,
+            dropout=0.2,
+            layer_norm=layer_norm,
+            seed=seed,
+        )
+        return SASRec(config).eval()
+
+    return build
+
+
 def _cf_factors(seed: int) -> SequenceModel:
     g = torch.Generator().manual_seed(seed)
     q, y = torch.randn(N_ITEMS, 4, generator=g), torch.randn(N_ITEMS, 4, generator=g)
@@ -77,6 +94,7 @@ TINY: dict[str, dict[str, Build]] = {
     "comirec-sa": {"": _multi_interest("comirec-sa")},
     "comirec-dr": {"": _multi_interest("comirec-dr")},
     "mind": {"": _multi_interest("mind")},
+    "sasrec": {"pre": _sasrec("pre"), "post": _sasrec("post")},
     "cf-factors": {"": _cf_factors},
     "cf-knn": {"": _cf_knn},
 }
@@ -130,7 +148,7 @@ def test_the_table_names_each_kind_once_with_an_importable_class_and_its_paramet
     assert len(set(kind_names())) == len(KINDS)
     for kind in KINDS:
         assert isinstance(kind.model_class(), type)
-        assert kind.family in ("session", "multi-interest", "cf") and kind.description
+        assert kind.family in ("session", "multi-interest", "attention", "cf") and kind.description
         assert kind.params or not kind.retrainable  # a retrain starts from the kind's file
         if kind.params:
             assert bundled_file(kind.params).is_file()

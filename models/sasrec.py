@@ -1,0 +1,172 @@
+"""SASRec (Kang and McAuley, ICDM 2018): causal self-attention over the last L clicks.
+
+The network of the paper and its reference code: item embeddings scaled by
+sqrt(d) plus learned absolute positions over a window of exactly L (shorter
+histories are left-padded), embedding dropout, then blocks of causal
+multi-head self-attention and a point-wise feed-forward network (ReLU), each
+with dropout and a residual connection, padded positions zeroed after every
+block, a last layer norm. The query of a history is the output at its last
+position; an item's score is its inner product with the same (shared) item
+embedding that the input uses.
+
+``layer_norm="pre"`` is the reference code's form: the attention's queries are
+the layer-normed input and the residual adds to them, and the feed-forward
+block normalises its input first. ``"post"`` is the standard transformer
+form (normalise after each residual sum).
+
+Keys at padded positions are masked out of the attention, as the reference
+code's key masking does; a padded position attends only to itself, and its
+output is zeroed anyway.
+
+State for serving: the last L item rows (``-1`` = none yet), as the
+multi-interest models keep; the encoder runs on it when a query is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    n_items: int
+    dim: int = 50
+    n_blocks: int = 2
+    n_heads: int = 1
+    max_len: int = 50
+    dropout: float = 0.5
+    layer_norm: Literal["pre", "post"] = "pre"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_items < 1 or self.dim < 1 or self.max_len < 1 or self.n_blocks < 0:
+            raise ValueError(f"SASRec: sizes must be positive: {self}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"SASRec: dim {self.dim} is not a multiple of n_heads {self.n_heads}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"SASRec: dropout {self.dropout} is not in [0, 1)")
+        if self.layer_norm not in ("pre", "post"):
+            raise ValueError(f"SASRec: layer_norm must be 'pre' or 'post', not {self.layer_norm!r}")
+
+
+class PointWiseFeedForward(nn.Module):
+    """Two position-wise linear maps with a ReLU between, dropout after each."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.inner = nn.Linear(dim, dim)
+        self.outer = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.outer(self.dropout(F.relu(self.inner(x)))))
+
+
+class SASRecBlock(nn.Module):
+    def __init__(self, config: SASRecConfig) -> None:
+        super().__init__()
+        self.pre = config.layer_norm == "pre"
+        self.attention_norm = nn.LayerNorm(config.dim, eps=1e-8)
+        self.attention = nn.MultiheadAttention(
+            config.dim, config.n_heads, dropout=config.dropout, batch_first=True
+        )
+        self.forward_norm = nn.LayerNorm(config.dim, eps=1e-8)
+        self.feed_forward = PointWiseFeedForward(config.dim, config.dropout)
+
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        """``blocked`` [B * heads, L, L]: True where a position may not attend."""
+        if self.pre:
+            q = self.attention_norm(x)
+            x = q + self.attention(q, x, x, attn_mask=blocked, need_weights=False)[0]
+            h = self.forward_norm(x)
+            return h + self.feed_forward(h)
+        x = self.attention_norm(
+            x + self.attention(x, x, x, attn_mask=blocked, need_weights=False)[0]
+        )
+        return self.forward_norm(x + self.feed_forward(x))
+
+
+class SASRec(nn.Module):
+    n_interests = 1
+
+    def __init__(self, config: SASRecConfig) -> None:
+        super().__init__()
+        self.config = config
+        # every initial weight from the config's seed, without touching the caller's RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            # row 0 is "no item" (padding); item row i is embedding row i + 1
+            self.embedding = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
+            self.positions = nn.Embedding(config.max_len, config.dim)
+            self.embedding_dropout = nn.Dropout(config.dropout)
+            self.blocks = nn.ModuleList(SASRecBlock(config) for _ in range(config.n_blocks))
+            self.last_norm = nn.LayerNorm(config.dim, eps=1e-8)
+            with torch.no_grad():  # the reference code's Xavier-uniform init of every matrix
+                for p in self.parameters():
+                    if p.dim() > 1:
+                        nn.init.xavier_uniform_(p)
+                self.embedding.weight[0].zero_()
+
+    def window(self, prefix: torch.Tensor) -> torch.Tensor:
+        """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
+        L = self.config.max_len
+        prefix = prefix.long()[:, -L:]
+        if prefix.shape[1] < L:
+            prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
+        return prefix
+
+    def sequence_output(self, items: torch.Tensor) -> torch.Tensor:
+        """Hidden states [B, L, d] of windows ``items`` [B, L] of item rows (``-1`` = padding)."""
+        real = items >= 0
+        x = self.embedding(items + 1) * math.sqrt(self.config.dim)
+        x = self.embedding_dropout(x + self.positions.weight[None])
+        x = x * real[..., None]
+        L = items.shape[1]
+        future = torch.ones(L, L, dtype=torch.bool, device=items.device).triu(1)
+        blocked = future[None] | ~real[:, None, :]  # no future item, no padded key
+        blocked = blocked & ~torch.eye(L, dtype=torch.bool, device=items.device)  # never empty
+        blocked = blocked.repeat_interleave(self.config.n_heads, dim=0)
+        for block in self.blocks:
+            x = block(x, blocked) * real[..., None]
+        return self.last_norm(x)
+
+    # -- the model contract (models/contract.py) -----------------------------------------------
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.embedding.weight[1:]
+
+    def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries [B, 1, d]: the output at the last position of each window."""
+        return self.sequence_output(self.window(prefix))[:, -1:, :]
+
+    def init_state(self) -> torch.Tensor:
+        return torch.full((self.config.max_len,), -1.0)
+
+    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
+        return torch.cat([state[1:], torch.tensor([float(item)])])
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encode(state[None].long())[0]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_checkpoint(
+        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
+    ) -> SASRec:
+        model = cls(SASRecConfig(**hyperparameters))
+        model.load_state_dict(weights)
+        return model.eval()
