@@ -41,13 +41,14 @@ attention (``models/mind.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from models.windowed import WindowedModel
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,10 @@ def dynamic_routing(
     return u
 
 
-class MultiInterestModel(nn.Module):
-    """What every multi-interest extractor shares: embeddings, windows, the contract, readout."""
+class MultiInterestModel(WindowedModel):
+    """What every multi-interest extractor shares: embeddings, the contract, readout."""
+
+    config_class = MultiInterestConfig
 
     default_routing_std: ClassVar[float] = 0.0  # what ``routing_std=None`` resolves to
 
@@ -151,14 +154,6 @@ class MultiInterestModel(nn.Module):
         interests are active [B, K] (all, except for MIND's adaptive interest count)."""
         raise NotImplementedError
 
-    def window(self, prefix: torch.Tensor) -> torch.Tensor:
-        """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
-        L = self.config.max_len
-        prefix = prefix.long()[:, -L:]
-        if prefix.shape[1] < L:
-            prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
-        return prefix
-
     def forward_window(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = items >= 0
         return self.extract(items.clamp(min=0), mask)
@@ -186,32 +181,6 @@ class MultiInterestModel(nn.Module):
         """
         interests, active = self.forward_window(self.window(prefix))
         return torch.where(active[..., None], interests, interests[:, :1])
-
-    def init_state(self) -> torch.Tensor:
-        return torch.full((self.config.max_len,), -1.0)
-
-    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
-        return torch.cat([state[1:], torch.tensor([float(item)])])
-
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.encode(state[None].long())[0]
-
-    # -- checkpoints ---------------------------------------------------------------------------
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return asdict(self.config)
-
-    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.state_dict().items()}
-
-    @classmethod
-    def from_checkpoint(
-        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
-    ) -> MultiInterestModel:
-        model = cls(MultiInterestConfig(**hyperparameters))
-        model.load_state_dict(weights)
-        return model.eval()
 
 
 class ComiRecSA(MultiInterestModel):

@@ -25,12 +25,14 @@ multi-interest models keep; the encoder runs on it when a query is needed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.windowed import WindowedModel
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ class SASRecBlock(nn.Module):
         return self.forward_norm(x + self.feed_forward(x))
 
 
-class SASRec(nn.Module):
+class SASRec(WindowedModel):
     n_interests = 1
+    config_class = SASRecConfig
 
     def __init__(self, config: SASRecConfig) -> None:
         super().__init__()
@@ -112,14 +115,6 @@ class SASRec(nn.Module):
                     if p.dim() > 1:
                         nn.init.xavier_uniform_(p)
                 self.embedding.weight[0].zero_()
-
-    def window(self, prefix: torch.Tensor) -> torch.Tensor:
-        """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
-        L = self.config.max_len
-        prefix = prefix.long()[:, -L:]
-        if prefix.shape[1] < L:
-            prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
-        return prefix
 
     def sequence_output(self, items: torch.Tensor) -> torch.Tensor:
         """Hidden states [B, L, d] of windows ``items`` [B, L] of item rows (``-1`` = padding)."""
@@ -144,29 +139,3 @@ class SASRec(nn.Module):
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Queries [B, 1, d]: the output at the last position of each window."""
         return self.sequence_output(self.window(prefix))[:, -1:, :]
-
-    def init_state(self) -> torch.Tensor:
-        return torch.full((self.config.max_len,), -1.0)
-
-    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
-        return torch.cat([state[1:], torch.tensor([float(item)])])
-
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.encode(state[None].long())[0]
-
-    # -- checkpoints ---------------------------------------------------------------------------
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return asdict(self.config)
-
-    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.state_dict().items()}
-
-    @classmethod
-    def from_checkpoint(
-        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
-    ) -> SASRec:
-        model = cls(SASRecConfig(**hyperparameters))
-        model.load_state_dict(weights)
-        return model.eval()

@@ -1,0 +1,63 @@
+"""What every model whose visit state is its last L clicks shares: the window, the state, the
+checkpoint.
+
+The multi-interest extractors and the attention models read a fixed window of
+the last ``max_len`` item rows (left-padded with ``-1``) rather than carrying a
+hidden state forward, so their serving state is that window itself and a click
+shifts it by one; the encoder runs on it when a query is needed. A subclass
+sets ``config_class`` (a dataclass with ``max_len``) and implements ``encode``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class WindowedModel(nn.Module):
+    #: the hyperparameter dataclass a checkpoint's hyperparameters rebuild
+    config_class: ClassVar[type]
+    config: Any
+
+    def window(self, prefix: torch.Tensor) -> torch.Tensor:
+        """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
+        L = self.config.max_len
+        prefix = prefix.long()[:, -L:]
+        if prefix.shape[1] < L:
+            prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
+        return prefix
+
+    def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- the state of the model contract (models/contract.py) ----------------------------------
+
+    def init_state(self) -> torch.Tensor:
+        return torch.full((self.config.max_len,), -1.0)
+
+    def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
+        return torch.cat([state[1:], torch.tensor([float(item)])])
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encode(state[None].long())[0]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def checkpoint_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    @classmethod
+    def from_checkpoint(
+        cls, hyperparameters: dict[str, Any], weights: dict[str, torch.Tensor]
+    ) -> WindowedModel:
+        model = cls(cls.config_class(**hyperparameters))
+        model.load_state_dict(weights)
+        return model.eval()
