@@ -38,7 +38,6 @@ from training.cli import app
 from training.data.errors import DataError
 from training.params import ParamError
 from training.retrain import RetrainConfig, retrain
-from training.retrain.pipeline import NothingToTrain
 
 #: the keys of ``--config`` that are ``RetrainConfig`` fields
 CONFIG_KEYS = frozenset(RetrainConfig.__dataclass_fields__)
@@ -98,7 +97,7 @@ def retrain_command(
             data_note=note,
             progress=report_progress,
         )
-    except (DataError, ParamError, NothingToTrain, ValueError) as exc:
+    except (DataError, ValueError) as exc:  # ParamError and NothingToTrain are ValueErrors
         write_json(outcome, {"error": f"{type(exc).__name__}: {exc}"})
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
