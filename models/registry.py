@@ -85,9 +85,9 @@ KINDS: tuple[ModelKind, ...] = (
         "sasrec",
         "models.sasrec:SASRec",
         "attention",
-        retrainable=False,
-        params="sasrec_paper",
-        description="SASRec: causal self-attention over the last L clicks (network only so far)",
+        retrainable=True,
+        params="sasrec",
+        description="SASRec: causal self-attention over the last L clicks",
     ),
     ModelKind(
         "cf-factors",

@@ -1,8 +1,8 @@
 """SASRec (Kang and McAuley, ICDM 2018): causal self-attention over the last L clicks.
 
 The network of the paper and its reference code: item embeddings scaled by
-sqrt(d) plus learned absolute positions over a window of exactly L (shorter
-histories are left-padded), embedding dropout, then blocks of causal
+sqrt(d) plus learned absolute positions over a window of L (shorter histories are
+left-padded; positions count back from the last click), embedding dropout, then blocks of causal
 multi-head self-attention and a point-wise feed-forward network (ReLU), each
 with dropout and a residual connection, padded positions zeroed after every
 block, a last layer norm. The query of a history is the output at its last
@@ -118,18 +118,32 @@ class SASRec(WindowedModel):
 
     def sequence_output(self, items: torch.Tensor) -> torch.Tensor:
         """Hidden states [B, L, d] of windows ``items`` [B, L] of item rows (``-1`` = padding)."""
+        width = items.shape[1]
+        if width > self.config.max_len:
+            raise ValueError(f"windows of {width} exceed max_len {self.config.max_len}")
+        # Columns that are padding in every row change nothing (their keys are masked, their
+        # outputs zeroed), so they are cut: short histories cost what they hold, not L.
+        # Positions count from the end, so the kept columns keep their position embeddings.
+        filled = (items >= 0).any(0)
+        first = int(filled.int().argmax()) if bool(filled.any()) else width - 1
+        B, cut = items.shape[0], first
+        items = items[:, first:]
         real = items >= 0
-        x = self.embedding(items + 1) * math.sqrt(self.config.dim)
-        x = self.embedding_dropout(x + self.positions.weight[None])
-        x = x * real[..., None]
         L = items.shape[1]
+        x = self.embedding(items + 1) * math.sqrt(self.config.dim)
+        x = self.embedding_dropout(x + self.positions.weight[self.config.max_len - L :][None])
+        x = x * real[..., None]
         future = torch.ones(L, L, dtype=torch.bool, device=items.device).triu(1)
         blocked = future[None] | ~real[:, None, :]  # no future item, no padded key
         blocked = blocked & ~torch.eye(L, dtype=torch.bool, device=items.device)  # never empty
         blocked = blocked.repeat_interleave(self.config.n_heads, dim=0)
         for block in self.blocks:
             x = block(x, blocked) * real[..., None]
-        return self.last_norm(x)
+        x = self.last_norm(x)
+        if not cut:
+            return x
+        padded = self.last_norm(x.new_zeros(self.config.dim))  # what a padded position gives
+        return torch.cat([padded.expand(B, cut, -1), x], dim=1)
 
     # -- the model contract (models/contract.py) -----------------------------------------------
 

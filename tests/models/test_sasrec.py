@@ -77,3 +77,23 @@ def test_dropout_acts_in_training_only() -> None:
 def test_a_bad_config_says_what_is_wrong(bad: dict) -> None:
     with pytest.raises(ValueError, match="SASRec"):
         SASRecConfig(n_items=5, **bad)
+
+
+@pytest.mark.parametrize("layer_norm", ["pre", "post"])
+def test_columns_of_padding_are_cut_without_changing_any_output(layer_norm: str) -> None:
+    """A batch of short windows is cut to its longest one; each row's output is what it is
+    beside a full-length row (nothing cut), padded positions included."""
+    model = _model(layer_norm=layer_norm)
+    short = torch.tensor([[-1, -1, -1, -1, 4, 0], [-1, -1, -1, 2, 9, 9]])
+    full = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    with torch.no_grad():
+        alone = model.sequence_output(short)
+        beside = model.sequence_output(torch.cat([short, full]))[:2]
+        narrow = model.sequence_output(short[:, 3:])  # a window narrower than max_len
+    assert torch.allclose(alone, beside, atol=1e-6)
+    assert torch.allclose(narrow, beside[:, 3:], atol=1e-6)
+
+
+def test_a_window_wider_than_max_len_is_refused() -> None:
+    with pytest.raises(ValueError, match="exceed max_len"):
+        _model().sequence_output(torch.zeros(1, 7, dtype=torch.long))

@@ -120,7 +120,12 @@ def demo_log(n_sessions: int = 1500) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("kind", "params"), [("gru4rec", {"n_epochs": 1}), ("comirec-sa", {"max_iter": 60})]
+    ("kind", "params"),
+    [
+        ("gru4rec", {"n_epochs": 1}),
+        ("comirec-sa", {"max_iter": 60}),
+        ("sasrec", {"epochs": 2, "dim": 16}),
+    ],
 )
 def test_retrain_writes_a_servable_checkpoint_and_gates_it(
     tmp_path, kind, params, one_torch_thread

@@ -55,7 +55,7 @@ def as_trained(
     title: str,
 ) -> Trained:
     """A trained multi-interest model as what its checkpoint records."""
-    from training.comirec.plots import training_curve
+    from training.curves import training_curve
 
     return Trained(
         kind=kind,

@@ -1,4 +1,5 @@
-"""PNG figures of multi-interest runs: the training curve and the lambda trade-off."""
+"""PNG figures of multi-interest runs: the lambda trade-off (the training curve is
+``training.curves``)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-
-
-def training_curve(curve: list[dict[str, float]], title: str, path: Path) -> Path:
-    """Loss and validation Recall@50 against iterations."""
-    it = [p["iteration"] for p in curve]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(it, [p["loss"] for p in curve], color="tab:blue", marker=".")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss", color="tab:blue")
-    right = ax.twinx()
-    right.plot(it, [p["recall@50"] for p in curve], color="tab:red", marker=".")
-    right.set_ylabel("validation Recall@50", color="tab:red")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def tradeoff(sweep: list[dict[str, Any]], title: str, path: Path) -> Path:

@@ -8,8 +8,10 @@ file, overridden by the request's parameters.
 GRU4Rec trains on the sessions as they are (session-parallel mini-batches).
 The multi-interest models (ComiRec-SA/-DR, MIND) train on the same sessions
 read as sequences, with their own item filter, their 8:1:1 split of sequences
-for early stopping on validation Recall@50, and sampled softmax; the quality
-gate then judges every kind on the same next-item hold-out.
+for early stopping on validation Recall@50, and sampled softmax. The attention
+models (SASRec) train on the sessions too, a seeded tenth held out for early
+stopping. The quality gate then judges every kind on the same next-item
+hold-out.
 """
 
 from __future__ import annotations
@@ -78,10 +80,39 @@ def train_multi_interest(
     return as_trained(kind.name, model, result, data, cfg, title)
 
 
+def train_attention(
+    kind: ModelKind,
+    sessions: Sessions,
+    items: ItemTable,
+    params: dict[str, Any],
+    progress: Progress,
+) -> Trained:
+    from training.attention.data import from_sessions
+    from training.attention.export import as_trained, build, loop_config, split_params
+    from training.attention.train import train
+
+    model_params, loop_params, extra = split_params(
+        read_params(kind.params, "attention_service", params), kind.name, extra={"seed"}
+    )
+    seed = int(extra.get("seed", 0))
+    cfg = loop_config(loop_params, kind.name, seed)  # before the data: a typo fails at once
+    data = from_sessions(sessions, items.ids, seed=seed)
+    model = build(kind.name, data.n_items, model_params, seed)
+
+    def on_eval(point: dict[str, Any]) -> None:
+        progress(0.1 + 0.7 * point["epoch"] / cfg.epochs, f"train: epoch {point['epoch']}")
+
+    result = train(model, data, cfg, progress=False, on_eval=on_eval)
+    return as_trained(
+        kind.name, model, result, data, cfg, f"{kind.name} retrained on the event log"
+    )
+
+
 #: the one place a model family meets its training function
 TRAINERS: dict[Family, Trainer] = {
     "session": train_session,
     "multi-interest": train_multi_interest,
+    "attention": train_attention,
 }
 
 
