@@ -90,6 +90,14 @@ KINDS: tuple[ModelKind, ...] = (
         description="SASRec: causal self-attention over the last L clicks",
     ),
     ModelKind(
+        "bert4rec",
+        "models.bert4rec:BERT4Rec",
+        "attention",
+        retrainable=True,
+        params="bert4rec",
+        description="BERT4Rec: bidirectional self-attention trained by the cloze task",
+    ),
+    ModelKind(
         "cf-factors",
         "models.cf.serving:FactorSessionModel",
         "cf",

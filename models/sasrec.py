@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.windowed import WindowedModel
+from models.windowed import Pairs, WindowedModel
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,19 @@ class SASRec(WindowedModel):
             return x
         padded = self.last_norm(x.new_zeros(self.config.dim))  # what a padded position gives
         return torch.cat([padded.expand(B, cut, -1), x], dim=1)
+
+    def training_pairs(
+        self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> Pairs:
+        """Hidden states [P, d], their next items, each one's window [P, L + 1].
+
+        Every position with an item and a next item is a pair (the paper's
+        sequence-to-sequence objective); the window is what a negative must avoid.
+        """
+        where = (inputs >= 0) & (targets >= 0)
+        window = torch.cat([inputs, targets[:, -1:]], dim=1)
+        rows = where.nonzero()[:, 0]
+        return Pairs(self.sequence_output(inputs)[where], targets[where], window[rows])
 
     # -- the model contract (models/contract.py) -----------------------------------------------
 

@@ -31,24 +31,22 @@ Sampling = Literal["uniform", "popularity"]
 def negatives_not_in(
     history: torch.Tensor, n_items: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Per position of ``history`` [B, L], one uniform item row the row's window does not hold.
+    """Per row of ``history`` [P, W] (``-1`` = padding), one uniform item row it does not hold.
 
     Why not "any item": the original SASRec sampler draws a negative outside the
-    user's sequence. Draws that hit the window are redrawn (all at once, until
-    none is left); with a catalog much larger than the window this ends in one or
-    two rounds.
+    user's sequence. Draws that hit the row are redrawn (all at once, until none
+    is left); with a catalog much larger than the window this ends in one or two
+    rounds.
     """
     if n_items <= history.shape[1]:
         raise ValueError(f"cannot draw items outside windows of {history.shape[1]} from {n_items}")
-    neg = torch.randint(n_items, history.shape, generator=generator, device=history.device)
+    neg = torch.randint(n_items, history.shape[:1], generator=generator)
+    history = history.cpu()
     while True:
-        clash = (neg[:, :, None] == history[:, None, :]).any(-1)
+        clash = (neg[:, None] == history).any(1)
         if not clash.any():
             return neg
-        redraw = torch.randint(
-            n_items, (int(clash.sum()),), generator=generator, device=history.device
-        )
-        neg[clash] = redraw
+        neg[clash] = torch.randint(n_items, (int(clash.sum()),), generator=generator)
 
 
 def bce_one_negative(

@@ -10,7 +10,7 @@ sets ``config_class`` (a dataclass with ``max_len``) and implements ``encode``.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -18,14 +18,30 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@dataclass
+class Pairs:
+    """What one training step of an attention model yields (``training.attention``)."""
+
+    hidden: torch.Tensor  # [P, d]: the queries that predict ...
+    targets: torch.Tensor  # [P]: ... these item rows
+    windows: torch.Tensor  # [P, W]: the items of each pair's window, which a negative avoids
+    #: further loss terms of the model's own objective, already weighted (e.g. ECL-SR's)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 class WindowedModel(nn.Module):
     #: the hyperparameter dataclass a checkpoint's hyperparameters rebuild
     config_class: ClassVar[type]
     config: Any
 
+    @property
+    def state_len(self) -> int:
+        """How many of the last clicks the state keeps: the window the encoder reads."""
+        return int(self.config.max_len)
+
     def window(self, prefix: torch.Tensor) -> torch.Tensor:
         """The last L columns of a left-padded prefix, left-padded with -1 to exactly L."""
-        L = self.config.max_len
+        L = self.state_len
         prefix = prefix.long()[:, -L:]
         if prefix.shape[1] < L:
             prefix = F.pad(prefix, (L - prefix.shape[1], 0), value=-1)
@@ -34,10 +50,17 @@ class WindowedModel(nn.Module):
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def training_pairs(
+        self, inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> Pairs:
+        """The attention models' objective (``training.attention``): the pairs of windows of
+        inputs and their next items [B, L]."""
+        raise NotImplementedError(f"{type(self).__name__} is not trained by the attention loop")
+
     # -- the state of the model contract (models/contract.py) ----------------------------------
 
     def init_state(self) -> torch.Tensor:
-        return torch.full((self.config.max_len,), -1.0)
+        return torch.full((self.state_len,), -1.0)
 
     def step(self, state: torch.Tensor, item: int) -> torch.Tensor:
         return torch.cat([state[1:], torch.tensor([float(item)])])

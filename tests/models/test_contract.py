@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.bert4rec import BERT4Rec, BERT4RecConfig
 from models.cf.serving import FactorSessionModel, KnnSessionModel
 from models.comirec import MultiInterestConfig
 from models.contract import SequenceModel, max_scores, pack_state, unpack_state
@@ -73,6 +74,16 @@ def _sasrec(layer_norm: str) -> Build:
     return build
 
 
+def _bert4rec(seed: int) -> SequenceModel:
+    config = BERT4RecConfig(
+        n_items=N_ITEMS, dim=8, n_heads=2, max_len=5, dropout=0.2, mask_prob=0.3, seed=seed
+    )
+    model = BERT4Rec(config).eval()
+    with torch.no_grad():  # a bias that is not zero, so that its column in the scores counts
+        model.output_bias.copy_(torch.linspace(-1, 1, N_ITEMS))
+    return model
+
+
 def _cf_factors(seed: int) -> SequenceModel:
     g = torch.Generator().manual_seed(seed)
     q, y = torch.randn(N_ITEMS, 4, generator=g), torch.randn(N_ITEMS, 4, generator=g)
@@ -95,6 +106,7 @@ TINY: dict[str, dict[str, Build]] = {
     "comirec-dr": {"": _multi_interest("comirec-dr")},
     "mind": {"": _multi_interest("mind")},
     "sasrec": {"pre": _sasrec("pre"), "post": _sasrec("post")},
+    "bert4rec": {"": _bert4rec},
     "cf-factors": {"": _cf_factors},
     "cf-knn": {"": _cf_knn},
 }

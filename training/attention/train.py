@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.sasrec import SASRec
 from models.sequence_losses import (
     Sampling,
     bce_one_negative,
@@ -33,6 +32,7 @@ from models.sequence_losses import (
     sampled_cross_entropy,
     sampling_probabilities,
 )
+from models.windowed import Pairs, WindowedModel
 from training.attention.data import SequenceData, TrainingBatches
 from training.attention.evaluate import evaluate
 from training.distributed import default_device
@@ -110,28 +110,29 @@ class StepLoss:
             shape
         )
 
-    def __call__(self, model: SASRec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        hidden = model.sequence_output(inputs)
-        where = (inputs >= 0) & (targets >= 0)
-        h, t = hidden[where], targets[where]
-        items = model.item_vectors()
+    def __call__(
+        self, model: WindowedModel, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The step's loss, and the model's extra terms within it (for the curve)."""
+        pairs = model.training_pairs(inputs, targets, self.generator)
+        extra = sum(pairs.extra.values(), torch.zeros((), device=self.device))
+        return self.next_item_loss(pairs, model.item_vectors()) + extra, pairs.extra
+
+    def next_item_loss(self, pairs: Pairs, items: torch.Tensor) -> torch.Tensor:
+        h, t = pairs.hidden, pairs.targets
         if self.cfg.loss == "full":
             return full_cross_entropy(h, t, items)
         if self.cfg.loss == "bce":
-            window = torch.cat([inputs, targets[:, -1:]], dim=1).cpu()
-            neg = negatives_not_in(window, items.shape[0], self.generator)[:, 1:]
-            return bce_one_negative(h, t, neg.to(self.device)[where], items)
-        shape = (
-            (len(t), self.cfg.negatives)
-            if self.cfg.negatives_per == "position"
-            else (self.cfg.negatives,)
-        )
-        negatives = self.draw(shape)
-        return sampled_cross_entropy(h, t, items, negatives.to(self.device), self.log_q)
+            neg = negatives_not_in(pairs.windows, items.shape[0], self.generator)
+            return bce_one_negative(h, t, neg.to(self.device), items)
+        per_position = self.cfg.negatives_per == "position"
+        shape = (len(t), self.cfg.negatives) if per_position else (self.cfg.negatives,)
+        negatives = self.draw(shape).to(self.device)
+        return sampled_cross_entropy(h, t, items, negatives, self.log_q)
 
 
 def train(
-    model: SASRec,
+    model: WindowedModel,
     data: SequenceData,
     cfg: TrainConfig,
     progress: bool = True,
@@ -159,16 +160,19 @@ def train(
     bar = tqdm(range(1, cfg.epochs + 1), disable=not progress, unit="epoch")
     for epoch in bar:
         model.train()
-        losses = []
+        losses: list[float] = []
+        terms: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         for inputs, targets in batches.epoch(cfg.batch_size):
-            loss = step_loss(
+            loss, extra = step_loss(
                 model, torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            for name, value in extra.items():
+                terms.setdefault(name, []).append(value.item())
         train_seconds += time.perf_counter() - t0
         out_of_time = cfg.time_limit > 0 and time.perf_counter() - start > cfg.time_limit
         if epoch % cfg.eval_every and epoch != cfg.epochs and not out_of_time:
@@ -177,6 +181,7 @@ def train(
         point = {
             "epoch": epoch,
             "loss": float(np.mean(losses)),
+            **{f"loss_{name}": float(np.mean(v)) for name, v in terms.items()},
             "seconds": time.perf_counter() - start,
             **valid,
         }

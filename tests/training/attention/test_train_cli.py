@@ -51,8 +51,21 @@ SMALL = {"dim": 16, "max_len": 10, "dropout": 0.1}
 def test_every_loss_learns_what_comes_next(tmp_path: Path, loop: dict) -> None:
     data = leave_one_out(load_dataset(f"amazon-seq:{write_runs(tmp_path / 'runs.txt')}"))
     model = build("sasrec", data.n_items, SMALL, seed=1)
+    assert_learns(model, data, loop)
+
+
+@pytest.mark.parametrize("loop", [{"loss": "full"}, {"loss": "sampled", "negatives": 8}])
+def test_bert4rec_learns_what_comes_next_by_the_cloze_task(tmp_path: Path, loop: dict) -> None:
+    data = leave_one_out(load_dataset(f"amazon-seq:{write_runs(tmp_path / 'runs.txt')}"))
+    model = build("bert4rec", data.n_items, {**SMALL, "mask_prob": 0.3}, seed=1)
+    assert_learns(model, data, {**loop, "epochs": 40})
+
+
+def assert_learns(model, data, loop: dict) -> None:
     before = evaluate(model, data.valid)[1]["hitrate@5"]
-    cfg = TrainConfig(batch_size=32, lr=5e-3, epochs=25, patience=25, seed=1, **loop)
+    cfg = TrainConfig(
+        **{"batch_size": 32, "lr": 5e-3, "epochs": 25, "patience": 25, "seed": 1, **loop}
+    )
     result = train(model, data, cfg, progress=False)
     assert before < 0.5  # about 5 in 30 by chance
     assert result.best_valid["hitrate@5"] > 0.9
