@@ -98,6 +98,15 @@ KINDS: tuple[ModelKind, ...] = (
         description="BERT4Rec: bidirectional self-attention trained by the cloze task",
     ),
     ModelKind(
+        "ecl-sr",
+        "models.ecl_sr:ECLSR",
+        "attention",
+        retrainable=True,
+        params="ecl_sr",
+        description="ECL-SR: a causal encoder trained with invariant and equivariant "
+        "contrastive objectives (dropout views; a generator and a discriminator)",
+    ),
+    ModelKind(
         "cf-factors",
         "models.cf.serving:FactorSessionModel",
         "cf",

@@ -21,6 +21,7 @@ from models.bert4rec import BERT4Rec, BERT4RecConfig
 from models.cf.serving import FactorSessionModel, KnnSessionModel
 from models.comirec import MultiInterestConfig
 from models.contract import SequenceModel, max_scores, pack_state, unpack_state
+from models.ecl_sr import ECLSR, ECLSRConfig
 from models.gru4rec import GRU4Rec
 from models.registry import KINDS, build_model, kind_names, model_kind
 from models.sasrec import SASRec, SASRecConfig
@@ -84,6 +85,11 @@ def _bert4rec(seed: int) -> SequenceModel:
     return model
 
 
+def _ecl_sr(seed: int) -> SequenceModel:
+    config = ECLSRConfig(n_items=N_ITEMS, dim=8, n_heads=2, max_len=5, contrastive_k=3, seed=seed)
+    return ECLSR(config).eval()
+
+
 def _cf_factors(seed: int) -> SequenceModel:
     g = torch.Generator().manual_seed(seed)
     q, y = torch.randn(N_ITEMS, 4, generator=g), torch.randn(N_ITEMS, 4, generator=g)
@@ -107,6 +113,7 @@ TINY: dict[str, dict[str, Build]] = {
     "mind": {"": _multi_interest("mind")},
     "sasrec": {"pre": _sasrec("pre"), "post": _sasrec("post")},
     "bert4rec": {"": _bert4rec},
+    "ecl-sr": {"": _ecl_sr},
     "cf-factors": {"": _cf_factors},
     "cf-knn": {"": _cf_knn},
 }

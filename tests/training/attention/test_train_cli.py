@@ -61,6 +61,13 @@ def test_bert4rec_learns_what_comes_next_by_the_cloze_task(tmp_path: Path, loop:
     assert_learns(model, data, {**loop, "epochs": 40})
 
 
+def test_ecl_sr_learns_what_comes_next(tmp_path: Path) -> None:
+    data = leave_one_out(load_dataset(f"amazon-seq:{write_runs(tmp_path / 'runs.txt')}"))
+    params = {**SMALL, "contrastive_k": 3, "attention_dropout": 0.1}
+    model = build("ecl-sr", data.n_items, params, seed=1)
+    assert_learns(model, data, {"loss": "full", "epochs": 30})
+
+
 def assert_learns(model, data, loop: dict) -> None:
     before = evaluate(model, data.valid)[1]["hitrate@5"]
     cfg = TrainConfig(
