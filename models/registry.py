@@ -98,6 +98,15 @@ KINDS: tuple[ModelKind, ...] = (
         description="BERT4Rec: bidirectional self-attention trained by the cloze task",
     ),
     ModelKind(
+        "cl4srec",
+        "models.cl4srec:CL4SRec",
+        "attention",
+        retrainable=True,
+        params="cl4srec",
+        description="CL4SRec: SASRec with a contrastive loss over cropped, masked or "
+        "reordered views",
+    ),
+    ModelKind(
         "ecl-sr",
         "models.ecl_sr:ECLSR",
         "attention",

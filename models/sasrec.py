@@ -97,6 +97,8 @@ class SASRecBlock(nn.Module):
 class SASRec(WindowedModel):
     n_interests = 1
     config_class = SASRecConfig
+    #: embedding rows after the items' (a subclass's mask token, say)
+    extra_tokens = 0
 
     def __init__(self, config: SASRecConfig) -> None:
         super().__init__()
@@ -105,7 +107,9 @@ class SASRec(WindowedModel):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             # row 0 is "no item" (padding); item row i is embedding row i + 1
-            self.embedding = nn.Embedding(config.n_items + 1, config.dim, padding_idx=0)
+            self.embedding = nn.Embedding(
+                config.n_items + 1 + self.extra_tokens, config.dim, padding_idx=0
+            )
             self.positions = nn.Embedding(config.max_len, config.dim)
             self.embedding_dropout = nn.Dropout(config.dropout)
             self.blocks = nn.ModuleList(SASRecBlock(config) for _ in range(config.n_blocks))
@@ -161,7 +165,7 @@ class SASRec(WindowedModel):
     # -- the model contract (models/contract.py) -----------------------------------------------
 
     def item_vectors(self) -> torch.Tensor:
-        return self.embedding.weight[1:]
+        return self.embedding.weight[1 : self.config.n_items + 1]
 
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Queries [B, 1, d]: the output at the last position of each window."""

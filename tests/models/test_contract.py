@@ -19,6 +19,7 @@ import torch
 
 from models.bert4rec import BERT4Rec, BERT4RecConfig
 from models.cf.serving import FactorSessionModel, KnnSessionModel
+from models.cl4srec import CL4SRec, CL4SRecConfig
 from models.comirec import MultiInterestConfig
 from models.contract import SequenceModel, max_scores, pack_state, unpack_state
 from models.ecl_sr import ECLSR, ECLSRConfig
@@ -85,6 +86,11 @@ def _bert4rec(seed: int) -> SequenceModel:
     return model
 
 
+def _cl4srec(seed: int) -> SequenceModel:
+    config = CL4SRecConfig(n_items=N_ITEMS, dim=8, n_heads=2, max_len=5, dropout=0.2, seed=seed)
+    return CL4SRec(config).eval()
+
+
 def _ecl_sr(seed: int) -> SequenceModel:
     config = ECLSRConfig(n_items=N_ITEMS, dim=8, n_heads=2, max_len=5, contrastive_k=3, seed=seed)
     return ECLSR(config).eval()
@@ -113,6 +119,7 @@ TINY: dict[str, dict[str, Build]] = {
     "mind": {"": _multi_interest("mind")},
     "sasrec": {"pre": _sasrec("pre"), "post": _sasrec("post")},
     "bert4rec": {"": _bert4rec},
+    "cl4srec": {"": _cl4srec},
     "ecl-sr": {"": _ecl_sr},
     "cf-factors": {"": _cf_factors},
     "cf-knn": {"": _cf_knn},

@@ -68,6 +68,13 @@ def test_ecl_sr_learns_what_comes_next(tmp_path: Path) -> None:
     assert_learns(model, data, {"loss": "full", "epochs": 30})
 
 
+def test_cl4srec_learns_what_comes_next(tmp_path: Path) -> None:
+    data = leave_one_out(load_dataset(f"amazon-seq:{write_runs(tmp_path / 'runs.txt')}"))
+    params = {**SMALL, "contrastive_weight": 0.1}
+    model = build("cl4srec", data.n_items, params, seed=1)
+    assert_learns(model, data, {"loss": "full", "epochs": 30})
+
+
 def assert_learns(model, data, loop: dict) -> None:
     before = evaluate(model, data.valid)[1]["hitrate@5"]
     cfg = TrainConfig(
@@ -104,7 +111,7 @@ def test_train_command_writes_a_checkpoint_a_record_and_the_curve(
     assert rec["protocol"] == "leave-one-out" and rec["ranking"] == "seen items removed"
     assert rec["metrics"] == rec["metrics_seen_removed"]
     assert {"hitrate@10", "ndcg@10", "hitrate@5", "ndcg@20"} <= set(rec["metrics"])
-    assert rec["params"]["dim"] == 16 and rec["params"]["loss"] == "sampled"
+    assert rec["params"]["dim"] == 16 and rec["params"]["loss"] == "full"
     assert rec["params"]["n_blocks"] == 1  # the kind's defaults under the given keys
     version = out / current_version(out)
     assert (version / "training.png").stat().st_size > 1000
