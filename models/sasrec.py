@@ -28,10 +28,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.numpy_ops import attention, layer_norm
 from models.windowed import Pairs, WindowedModel
 
 
@@ -170,3 +172,70 @@ class SASRec(WindowedModel):
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Queries [B, 1, d]: the output at the last position of each window."""
         return self.sequence_output(self.window(prefix))[:, -1:, :]
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        """One visit's query in numpy: the service's hot path (``models.numpy_ops``).
+
+        The blocks of ``sequence_output`` in eval mode over the window's real
+        clicks; the last block computes only the last position's output, the
+        one the query needs. Works on numpy views of the parameters.
+        """
+        if state.device.type != "cpu" or self.training:
+            return super().interests(state)
+        items = state.detach().numpy().astype(np.int64)
+        items = items[items >= 0]
+        if not len(items):  # no click yet: what the torch forward gives an empty window
+            return super().interests(state)
+        p = self._numpy_views()
+        cfg = self.config
+        n = len(items)
+        x = p["embedding.weight"][items + 1] * math.sqrt(cfg.dim)
+        x = x + p["positions.weight"][cfg.max_len - n :]
+        for b in range(cfg.n_blocks):
+            x = self._numpy_block(x, p, f"blocks.{b}.", last_only=b == cfg.n_blocks - 1)
+        x = layer_norm(x[-1:], p["last_norm.weight"], p["last_norm.bias"], 1e-8)
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def _numpy_block(
+        self, x: np.ndarray, p: dict[str, np.ndarray], at: str, last_only: bool
+    ) -> np.ndarray:
+        def attend(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+            return attention(
+                queries,
+                keys,
+                p[at + "attention.in_proj_weight"],
+                p[at + "attention.in_proj_bias"],
+                p[at + "attention.out_proj.weight"],
+                p[at + "attention.out_proj.bias"],
+                self.config.n_heads,
+                causal=True,
+            )
+
+        def norm(x: np.ndarray, which: str) -> np.ndarray:
+            return layer_norm(x, p[at + which + ".weight"], p[at + which + ".bias"], 1e-8)
+
+        def feed_forward(x: np.ndarray) -> np.ndarray:
+            inner = np.maximum(
+                x @ p[at + "feed_forward.inner.weight"].T + p[at + "feed_forward.inner.bias"], 0
+            )
+            return inner @ p[at + "feed_forward.outer.weight"].T + p[at + "feed_forward.outer.bias"]
+
+        if self.config.layer_norm == "pre":
+            q = norm(x, "attention_norm")
+            if last_only:
+                q = q[-1:]
+            x = q + attend(q, x)
+            h = norm(x, "forward_norm")
+            return h + feed_forward(h)
+        q = x[-1:] if last_only else x
+        x = norm(q + attend(q, x), "attention_norm")
+        return norm(x + feed_forward(x), "forward_norm")
+
+    def _numpy_views(self) -> dict[str, np.ndarray]:
+        key = self.embedding.weight.data_ptr()
+        cached = self.__dict__.get("_views")
+        if cached is None or cached[0] != key:
+            views = {k: v.detach().numpy() for k, v in self.state_dict(keep_vars=True).items()}
+            cached = (key, views)
+            self.__dict__["_views"] = cached
+        return cached[1]

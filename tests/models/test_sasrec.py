@@ -97,3 +97,23 @@ def test_columns_of_padding_are_cut_without_changing_any_output(layer_norm: str)
 def test_a_window_wider_than_max_len_is_refused() -> None:
     with pytest.raises(ValueError, match="exceed max_len"):
         _model().sequence_output(torch.zeros(1, 7, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("layer_norm", "n_blocks", "n_heads"), [("pre", 1, 1), ("pre", 3, 2), ("post", 2, 4)]
+)
+def test_the_numpy_query_is_the_torch_forward(layer_norm: str, n_blocks: int, n_heads: int) -> None:
+    model = _model(layer_norm=layer_norm, n_blocks=n_blocks, n_heads=n_heads, max_len=6)
+    with torch.no_grad():
+        for p in model.parameters():  # biases and norms off their initial 0 and 1
+            p.add_(0.1 * torch.randn_like(p))
+    for clicks in ([3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
+        state = model.init_state()
+        for item in clicks:
+            state = model.step(state, item)
+        fast = model.interests(state)
+        with torch.no_grad():
+            slow = model.encode(state[None].long())[0]
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    model.train()  # in training (dropout) the torch forward runs
+    assert model.interests(state).shape == (1, 8)
