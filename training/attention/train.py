@@ -34,7 +34,7 @@ from models.sequence_losses import (
 )
 from models.windowed import Pairs, WindowedModel
 from training.attention.data import SequenceData, TrainingBatches
-from training.attention.evaluate import evaluate
+from training.attention.evaluate import KS, evaluate
 from training.distributed import default_device
 
 Loss = Literal["bce", "full", "sampled"]
@@ -69,6 +69,9 @@ class TrainConfig:
             )
         if self.sampling not in ("uniform", "popularity"):
             raise ValueError(f"sampling must be 'uniform' or 'popularity', not {self.sampling!r}")
+        names = {f"{m}@{k}" for m in ("hitrate", "ndcg", "mrr") for k in KS}
+        if self.stop_metric not in names:
+            raise ValueError(f"stop_metric must be one of {', '.join(sorted(names))}")
         if self.length_groups < 0:
             raise ValueError("length_groups must be 0 (off) or positive")
         for name in ("batch_size", "epochs", "eval_every", "patience", "negatives"):

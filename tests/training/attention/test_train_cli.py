@@ -137,3 +137,18 @@ def test_an_unknown_parameter_is_refused_before_any_training(
     assert run_cli([*args, "--out", str(tmp_path / "m")], monkeypatch) == 2
     assert "unknown sasrec parameter" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"stop_metric": "recall@50"}, "stop_metric"),
+        ({"loss": "bpr"}, "loss"),
+        ({"negatives_per": "user"}, "negatives_per"),
+        ({"length_groups": -1}, "length_groups"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_a_bad_loop_setting_says_what_is_wrong(bad: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
