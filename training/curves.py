@@ -24,7 +24,18 @@ def training_curve(
     ax.set_xlabel(x)
     ax.set_ylabel("training loss", color="tab:blue")
     right = ax.twinx()
-    right.plot(steps, [p[metric] for p in curve], color="tab:red", marker=".")
+    values = [p[metric] for p in curve]
+    right.plot(steps, values, color="tab:red", marker=".")
+    if values:  # the weights a trainer keeps: the best validation point
+        best = max(range(len(values)), key=values.__getitem__)
+        right.plot([steps[best]], [values[best]], marker="*", markersize=14, color="tab:red")
+        right.annotate(
+            f"best {values[best]:.4f}",
+            (steps[best], values[best]),
+            fontsize=8,
+            textcoords="offset points",
+            xytext=(6, -12),
+        )
     right.set_ylabel(f"validation {metric}", color="tab:red")
     ax.set_title(title)
     fig.tight_layout()
