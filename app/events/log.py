@@ -34,6 +34,9 @@ class FileEventLog:
     """JSON lines, one event per line, appended under a lock and flushed to the OS.
 
     ``fsync=True`` also forces every append to disk (safe against power loss, slower).
+    A log whose last line is torn (the process died in the middle of an append)
+    gets its next event on a fresh line, so the torn part stays a line of its
+    own, which the snapshot skips, and never spoils the event after it.
     """
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
@@ -42,18 +45,31 @@ class FileEventLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self._torn = _ends_torn(path)
 
     def append(self, events: Iterable[LoggedEvent]) -> None:
         lines = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in events)
         with self._lock:
+            if self._torn and lines:
+                lines = "\n" + lines
             self._file.write(lines)
             self._file.flush()
             if self.fsync:
                 os.fsync(self._file.fileno())
+            self._torn = self._torn and not lines
 
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file has a last line without its newline."""
+    with path.open("rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def _text(value: Any) -> str:

@@ -13,6 +13,8 @@ workers never archive the same entries.
 from __future__ import annotations
 
 import io
+import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +25,11 @@ from app.events.archive import EventArchive, parse_id
 from app.events.log import LoggedEvent, decode_entry, stream_key
 
 COLUMNS = ["session_id", "item_id", "ts", "event_type", "event_id"]
+_DTYPES = {"session_id": str, "item_id": str, "ts": float, "event_type": str, "event_id": str}
+# How every line of the file log starts (``FileEventLog`` writes the fields in this order).
+_LINE_START = b'{"session_id":'
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,53 @@ def redis_snapshot(
     return EventSnapshot(events[COLUMNS], end)
 
 
+def _is_event(line: bytes) -> bool:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and all(c in value for c in COLUMNS[:4])
+
+
+def _whole_events(lines: list[bytes]) -> tuple[list[bytes], int]:
+    """The lines that are events, and how many lines were not.
+
+    A process that died in the middle of an append leaves a torn line. Appends
+    start on a fresh line after one (``FileEventLog``), but a log written before
+    that rule may hold a torn line with the next, acknowledged event glued to
+    its end: that event is kept, from the last place a line starts.
+    """
+    kept, skipped = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        if _is_event(line):
+            kept.append(line)
+            continue
+        skipped += 1
+        tail = line[line.rfind(_LINE_START) :] if line.rfind(_LINE_START) > 0 else b""
+        if tail and _is_event(tail):
+            kept.append(tail)
+    return kept, skipped
+
+
+def _read_lines(data: bytes, path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_json(io.BytesIO(data), lines=True, dtype=_DTYPES)
+    except ValueError:
+        pass  # a torn line: read the whole events one by one (rare, so the fast read first)
+    kept, skipped = _whole_events(data.split(b"\n"))
+    log.warning("event log %s: skipped %d torn or unreadable line(s)", path, skipped)
+    if not kept:
+        return _empty()
+    return pd.read_json(io.BytesIO(b"\n".join(kept) + b"\n"), lines=True, dtype=_DTYPES)
+
+
 def file_snapshot(path: Path) -> EventSnapshot:
-    """The complete lines of the JSON-lines log, up to its size at the time of the call."""
+    """The complete lines of the JSON-lines log, up to its size at the time of the call.
+
+    A torn line (a crash in the middle of an append) is skipped, wherever it is.
+    """
     if not path.exists():
         return EventSnapshot(_empty(), None)
     with path.open("rb") as f:
@@ -96,11 +148,7 @@ def file_snapshot(path: Path) -> EventSnapshot:
     end = data.rfind(b"\n") + 1  # a line being appended right now is left for the next job
     if end == 0:
         return EventSnapshot(_empty(), None)
-    frame = pd.read_json(
-        io.BytesIO(data[:end]),
-        lines=True,
-        dtype={"session_id": str, "item_id": str, "ts": float, "event_type": str, "event_id": str},
-    )
+    frame = _read_lines(data[:end], path)
     if "event_id" not in frame:
         frame["event_id"] = None
     return EventSnapshot(frame[COLUMNS], str(end))
