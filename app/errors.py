@@ -5,7 +5,8 @@ store is unreachable, no model is loaded, a thing asked for does not exist, a
 request is too large, a checkpoint cannot be served. ``install`` maps each to
 its status and a ``{"detail": ...}`` body, so a status code is decided here
 and nowhere else. Unreachable stores and a missing model are 503 with
-``Retry-After``: the client retries, nothing was recorded. (Two answers are
+``Retry-After``: the client retries (the store's errors say whether anything
+may have been recorded). (Two answers are
 given before a handler runs and so stay where they are: the body-size limit
 of ``app.api.middleware`` and the fast path's copy of the store-down 503.)
 """
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 
 from app.serving.registry import ModelLoadError
 from app.serving.service import NoModel, UnknownItem
-from app.sessions.store import STORE_DOWN_DETAIL, StoreUnavailable
+from app.sessions.store import StoreUnavailable
 from app.settings import Settings
 
 
@@ -48,7 +49,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return _problem(503, STORE_DOWN_DETAIL, retry)
+        return _problem(503, exc.detail, retry)
 
     @app.exception_handler(RedisError)
     async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:

@@ -34,7 +34,7 @@ from app.api import events
 from app.api.recommendations import DIVERSITY_MAX, SESSION_PATH, router
 from app.schemas import Event
 from app.serving.service import Query, Service
-from app.sessions.store import STORE_DOWN_DETAIL, StoreUnavailable
+from app.sessions.store import StoreUnavailable
 
 # The routes this path stands in for, named in ``scope`` as routing would (metrics label by them).
 _ROUTE = next(r for r in router.routes if r.path == SESSION_PATH)
@@ -42,15 +42,16 @@ _EVENTS_PATH = "/v1/events"
 _EVENT_ROUTE = next(r for r in events.router.routes if r.path == _EVENTS_PATH)
 # An event is a few hundred bytes; larger bodies (and chunked ones) take the route.
 _EVENT_BODY_MAX = 4096
-# The body of the 503 the application's handler gives, byte for byte.
-_STORE_DOWN = json.dumps(
-    {"detail": STORE_DOWN_DETAIL}, ensure_ascii=False, separators=(",", ":")
-).encode()
 # The route's own rules: a path segment of 1 to 128 characters, no control characters.
 _PLAIN_PATH = re.compile(r"/v1/sessions/([^/\x00-\x1f\x7f]{1,128})/recommendations")
 _INT = re.compile(rb"[0-9]{1,4}")
 _FLOAT = re.compile(rb"[0-9]{1,2}(?:\.[0-9]{1,9})?")
 _BOOL = {b"true": True, b"false": False, b"1": True, b"0": False}
+
+
+def _store_down(exc: StoreUnavailable) -> bytes:
+    """The body of the 503 the application's handler gives, byte for byte."""
+    return json.dumps({"detail": exc.detail}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def plain_query(query_string: bytes, max_n: int) -> Query | None:
@@ -180,8 +181,8 @@ class FastPath:
         scope["route"] = _EVENT_ROUTE
         try:
             ack = (await service.ingest([event]))[0]
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
             retry = str(service.settings.retry_after_seconds).encode()
-            await _respond(send, 503, _STORE_DOWN, [(b"retry-after", retry)])
+            await _respond(send, 503, _store_down(exc), [(b"retry-after", retry)])
             return
         await _respond(send, 202, ack.model_dump_json().encode())

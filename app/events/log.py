@@ -30,37 +30,65 @@ def stream_key(prefix: str) -> str:
     return f"{prefix}:events"
 
 
+class PartialAppend(OSError):
+    """An append failed and what it wrote could not be taken back: some of its events may be in."""
+
+
 class FileEventLog:
-    """JSON lines, one event per line, appended under a lock and flushed to the OS.
+    """JSON lines, one event per line, appended under a lock and written through to the OS.
 
     ``fsync=True`` also forces every append to disk (safe against power loss, slower).
-    A log whose last line is torn (the process died in the middle of an append)
-    gets its next event on a fresh line, so the torn part stays a line of its
-    own, which the snapshot skips, and never spoils the event after it.
+    An append is all or nothing: when a write fails (a full disk), the file is
+    cut back to where it was, so the caller can answer "nothing was recorded"
+    and a resend is logged once. A log whose last line is torn (the process
+    died in the middle of an append) gets its next event on a fresh line, so
+    the torn part stays a line of its own, which the snapshot skips, and never
+    spoils the event after it.
     """
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = path
         self.fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        # unbuffered: a failed write must leave no bytes behind in a buffer to go out later
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._torn = _ends_torn(path)
 
     def append(self, events: Iterable[LoggedEvent]) -> None:
-        lines = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in events)
+        """Append whole lines; raises ``OSError`` with the file as before, or ``PartialAppend``."""
+        data = "".join(json.dumps(asdict(e), separators=(",", ":")) + "\n" for e in events).encode()
+        if not data:
+            return
         with self._lock:
-            if self._torn and lines:
-                lines = "\n" + lines
-            self._file.write(lines)
-            self._file.flush()
-            if self.fsync:
-                os.fsync(self._file.fileno())
-            self._torn = self._torn and not lines
+            if self._torn:
+                data = b"\n" + data
+            start = os.fstat(self._fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                self._take_back(start, exc)
+                raise
+            self._torn = False
+
+    def _take_back(self, start: int, exc: OSError) -> None:
+        try:
+            os.ftruncate(self._fd, start)
+        except OSError as undo:
+            self._torn = True  # whatever stays, the next append starts on a fresh line
+            raise PartialAppend(
+                exc.errno, f"{exc.strerror}; the log could not be cut back ({undo.strerror})"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 def _ends_torn(path: Path) -> bool:

@@ -29,27 +29,52 @@ cluster (the stream already made that so).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.events.log import FileEventLog, LoggedEvent, stream_key
+from app.events.log import FileEventLog, LoggedEvent, PartialAppend, stream_key
 from app.sessions.group_commit import Coalescer
 
-
-class StoreUnavailable(Exception):
-    """The session store (Redis) cannot be reached; the caller should retry later."""
+log = logging.getLogger(__name__)
 
 
 # What a 503 says when the store is down (the application's handler and the fast path).
 STORE_DOWN_DETAIL = "session store unreachable; nothing was recorded, retry later"
+
+
+class StoreUnavailable(Exception):
+    """The session store (Redis) cannot be reached; the caller should retry later.
+
+    ``detail`` is what the client is told (a 503); each kind says truthfully
+    whether anything was recorded.
+    """
+
+    detail: ClassVar[str] = STORE_DOWN_DETAIL
+
+
+class LogWriteFailed(StoreUnavailable):
+    """The embedded event log could not be written (a full disk); it is as it was before."""
+
+    detail: ClassVar[str] = "the event log could not be written; nothing was recorded, retry later"
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """A write failed in a way that may have recorded some of it: the client must resend,
+    and only an event with an ``event_id`` is then sure to be recorded once."""
+
+    detail: ClassVar[str] = (
+        "the event log did not confirm the write in time: the events may or may not have "
+        "been recorded; resend them (an event with an event_id is recorded once)"
+    )
 
 
 @dataclass(frozen=True)
@@ -328,16 +353,32 @@ class MemorySessionStore:
         return s if s is not None and s.expires > now else None
 
     async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
+        """Log the new events, then remember their ids and append them to their sessions.
+
+        The ids are taken only once the log holds the events: if the write fails,
+        nothing changes here, so the client's resend is logged, not called a duplicate.
+        """
         with self._lock:
             now = self.clock()
             self._sweep(now)
             fresh: list[bool] = []
+            taken: set[str] = set()  # ids of this batch, a repeat within it is a duplicate
             for e in events:
-                ok = e.event_id is None or self._event_ids.get(e.event_id, 0.0) <= now
-                if ok and e.event_id is not None:
-                    self._event_ids[e.event_id] = now + self.eid_ttl
+                eid = e.event_id
+                ok = eid is None or (eid not in taken and self._event_ids.get(eid, 0.0) <= now)
+                if ok and eid is not None:
+                    taken.add(eid)
                 fresh.append(ok)
-            self.log.append(e for e, ok in zip(events, fresh, strict=True) if ok)
+            try:
+                self.log.append(e for e, ok in zip(events, fresh, strict=True) if ok)
+            except PartialAppend as exc:
+                log.error("event log write failed, part of it may be in the log: %s", exc)
+                raise OutcomeUnknown(str(exc)) from exc
+            except OSError as exc:
+                log.error("event log write failed, nothing recorded: %s", exc)
+                raise LogWriteFailed(str(exc)) from exc
+            for eid in taken:
+                self._event_ids[eid] = now + self.eid_ttl
             for e, ok in zip(events, fresh, strict=True):
                 if not ok:
                     continue

@@ -7,12 +7,18 @@ event a client resends.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
+import httpx
 import pandas as pd
+import pytest
 
 from app.events.log import FileEventLog, LoggedEvent
 from app.events.snapshot import file_snapshot
+from app.settings import Settings
+from tests.app.support import LiveServer, item_id, write_tiny_checkpoint
 
 
 def ev(session: str, item: str, event_id: str | None = None) -> LoggedEvent:
@@ -60,3 +66,69 @@ def test_the_snapshot_skips_a_torn_line_and_keeps_the_event_glued_to_it(tmp_path
         "ts": [1.5, 1.5, 2.5, 3.5],
         "event_type": ["view", "view", "cart", "view"],
     }
+
+
+def test_a_failed_append_leaves_the_log_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    """The disk fills up half-way through a batch: none of it stays, so a resend is whole."""
+    path = tmp_path / "log.jsonl"
+    log = FileEventLog(path)
+    log.append([ev("s1", "1")])
+    before = path.read_bytes()
+    real_write = os.write
+    calls = []
+
+    def half_then_full(fd: int, data) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("app.events.log.os.write", half_then_full)
+    with pytest.raises(OSError):
+        log.append([ev("s2", "2"), ev("s3", "3")])
+    assert calls, "the append went through os.write"
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    log.append([ev("s2", "2"), ev("s3", "3")])
+    log.close()
+    assert file_snapshot(path).events["session_id"].tolist() == ["s1", "s2", "s3"]
+
+
+@pytest.mark.parametrize("form", ["single", "batch"])
+def test_a_failed_log_write_is_a_503_and_the_resent_event_is_logged_once(
+    tmp_path: Path, monkeypatch, form: str
+) -> None:
+    """A full disk: 503 (not 500), and the event id is not taken, so the resend is logged."""
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    real_append = FileEventLog.append
+    calls = []
+
+    def full_disk_once(self: FileEventLog, events) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(self, events)
+
+    monkeypatch.setattr(FileEventLog, "append", full_disk_once)
+    click = {"session_id": "s", "item_id": item_id(4), "event_id": "e1"}
+
+    def post(http: httpx.Client) -> httpx.Response:
+        if form == "single":
+            return http.post("/v1/events", json=click)
+        return http.post("/v1/events/batch", json={"events": [click]})
+
+    with LiveServer(Settings(model_dir=model_dir)) as srv, httpx.Client(base_url=srv.url) as http:
+        first = post(http)
+        assert first.status_code == 503, first.text
+        assert first.headers["Retry-After"] == "1"
+        assert "nothing was recorded" in first.json()["detail"]
+        assert http.get("/v1/sessions/s").status_code == 404
+        again = post(http)
+        assert again.status_code == 202, again.text
+        status = again.json()["status"] if form == "single" else again.json()["logged"]
+        assert status in ("logged", 1)
+        assert post(http).status_code == 202  # now a duplicate
+        assert http.get("/v1/sessions/s").json()["n_events"] == 1
+    events = file_snapshot(model_dir / "event-log.jsonl").events
+    assert events["event_id"].tolist() == ["e1"]
