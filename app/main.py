@@ -16,7 +16,17 @@ import torch
 from fastapi import FastAPI
 
 from app import errors
-from app.api import admin, events, health, items, recommendations, sessions
+from app.api import (
+    admin,
+    admin_status,
+    catalog,
+    events,
+    health,
+    items,
+    pages,
+    recommendations,
+    sessions,
+)
 from app.api.auth import admin_token
 from app.api.fast_path import FastPath
 from app.api.middleware import ServiceMiddleware
@@ -124,8 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.admin_token = token
     errors.install(app, settings)
-    for module in (events, recommendations, sessions, items, health, admin):
+    for module in (events, recommendations, sessions, items, catalog, health, admin, admin_status):
         app.include_router(module.router)
+    app.include_router(pages.router)  # the demo page and the dashboard (not in the API spec)
     if settings.fast_path:  # added first: inside ServiceMiddleware, which times it too
         app.add_middleware(FastPath)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)

@@ -186,3 +186,62 @@ class Activated(BaseModel):
     announced: bool = Field(
         description="told every API process at once (Redis); else they follow CURRENT by polling"
     )
+
+
+# The served catalog (GET /v1/items, GET /v1/categories): what the demo page browses.
+
+
+class CatalogItem(BaseModel):
+    item_id: str
+    category: str | None = Field(description="its category in the model's item table, if any")
+    popularity: float = Field(description="how often it was clicked in the training data")
+
+
+class CatalogPage(BaseModel):
+    model_version: str
+    total: int = Field(description="items that match the query (all pages)")
+    offset: int
+    items: list[CatalogItem]
+
+
+class CategoryCount(BaseModel):
+    category: str
+    n_items: int
+
+
+class CategoryList(BaseModel):
+    model_version: str
+    categories: list[CategoryCount]
+
+
+# GET /admin/metrics/summary: this process's own Prometheus metrics, read for the dashboard.
+
+
+class RouteStats(BaseModel):
+    method: str
+    route: str
+    requests: int = Field(description="requests answered since the process started")
+    errors: int = Field(description="of which answered with a 5xx status")
+    p50_ms: float | None = Field(
+        description="latency percentiles since the process started, "
+        "estimated from the histogram's buckets"
+    )
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class MetricsSummary(BaseModel):
+    taken_at: float = Field(
+        description="Unix time of the reading: two readings' request counts over their "
+        "taken_at difference give the request rate"
+    )
+    model_version: str | None
+    model_kind: str | None
+    index_items: int | None
+    store: Literal["ok", "unreachable"] = Field(
+        description="the session store (Redis, or in-process) answered a ping for this reading"
+    )
+    routes: list[RouteStats] = Field(description="busiest first")
+    events: dict[str, int] = Field(description="events received, by outcome")
+    fallbacks: dict[str, int] = Field(description="recommendations without model state, by reason")
+    swaps: dict[str, int] = Field(description="model swaps of this process, by outcome")

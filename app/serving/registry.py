@@ -49,6 +49,7 @@ class ServingModel:
     by_popularity: np.ndarray  # rows, most popular first
     state_size: int
     n_interests: int
+    category_names: tuple[str, ...] = ()  # category code -> its name in items.parquet
 
     def rows(self, item_ids: Sequence[str]) -> list[int]:
         """Rows of the known items among ``item_ids`` (unknown ones are skipped), in order."""
@@ -101,9 +102,11 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
         )
     items = ckpt.items
     item_ids = items["item_id"].tolist()
+    category_names: tuple[str, ...] = ()
     if "category" in items:
-        codes, _ = pd.factorize(items["category"], use_na_sentinel=True)
+        codes, names = pd.factorize(items["category"], use_na_sentinel=True)
         categories = codes.astype(np.int64)
+        category_names = tuple(str(c) for c in names)
     else:
         categories = np.full(n_items, -1, np.int64)
     popularity = items["popularity"].to_numpy(np.float64)
@@ -127,6 +130,7 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
         by_popularity=np.argsort(-popularity, kind="stable"),
         state_size=int(state.numel()),
         n_interests=int(queries.shape[0]),
+        category_names=category_names,
     )
 
 
