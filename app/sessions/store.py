@@ -18,7 +18,9 @@ string ``<prefix>:state:<id>``, with the same TTL: kept out of the hash, the
 hash stays small enough for Redis's compact listpack encoding, so a live session
 takes much less memory than one hash holding the state bytes would. Every
 multi-key step is one server-side script, so the two keys change together.
-``<prefix>:eid:<event_id>`` remembers an event id for idempotent retries.
+``<prefix>:eid:<event_id>`` remembers an event id for idempotent retries, and
+``<prefix>:call:<token>`` the answer of one ingest call, so that the store's own
+retry of a call that timed out never logs its events twice (``_ingest_many``).
 
 Each script takes many sessions (or events) at once: concurrent requests are
 grouped into one call (``app.sessions.group_commit``), so under load a round
@@ -30,6 +32,7 @@ cluster (the stream already made that so).
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -39,7 +42,9 @@ from typing import ClassVar, Protocol
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.events.log import FileEventLog, LoggedEvent, PartialAppend, stream_key
 from app.sessions.group_commit import Coalescer
@@ -105,13 +110,32 @@ class SessionStore(Protocol):
     async def close(self) -> None: ...
 
 
-# One call appends a whole batch. KEYS: stream, then (session, state, event-id key) per event.
-# ARGV: ttl, max items, event-id ttl, then (session, item, ts, type, event_id or "") per event.
+# How long Redis remembers that a first try of an ingest call ran: longer than any stall
+# between that try and its retry (the retry is sent one timeout after the first try).
+CALL_TRACE_SECONDS = 120
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the connection was refused, so that this try surely never reached Redis."""
+    return isinstance(exc.__cause__, ConnectionRefusedError)
+
+
+# One call appends a whole batch, once: KEYS[2] names the call (a random token the store
+# draws before its first try) and keeps its answer, so a retry of a call that already ran
+# returns that answer and logs nothing again. KEYS: stream, call, then (session, state,
+# event-id key) per event. ARGV: ttl, max items, event-id ttl, call ttl, then (session,
+# item, ts, type, event_id or "") per event.
 _INGEST = """
+local done = redis.call('GET', KEYS[2])
+if done then
+  local out = {}
+  for e = 1, #done do out[e] = tonumber(string.sub(done, e, e)) end
+  return out
+end
 local ttl, cap, eid_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
-for e = 1, (#KEYS - 1) / 3 do
-  local skey, vkey, dkey, a = KEYS[3 * e - 1], KEYS[3 * e], KEYS[3 * e + 1], 3 + (e - 1) * 5
+for e = 1, (#KEYS - 2) / 3 do
+  local skey, vkey, dkey, a = KEYS[3 * e], KEYS[3 * e + 1], KEYS[3 * e + 2], 4 + (e - 1) * 5
   local sid, item, ts, etype, eid = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local fresh = 1
   if eid ~= '' and not redis.call('SET', dkey, '1', 'NX', 'EX', eid_ttl) then fresh = 0 end
@@ -137,6 +161,7 @@ for e = 1, (#KEYS - 1) / 3 do
   end
   out[e] = fresh
 end
+redis.call('SET', KEYS[2], table.concat(out), 'EX', ARGV[4])
 return out
 """
 
@@ -215,6 +240,9 @@ class RedisSessionStore:
     ) -> None:
         # One immediate retry: after a Redis restart the first command on a pooled
         # connection fails, and the retry reconnects, so recovery needs no action.
+        # Reads and the state compare-and-set may run twice; an ingest may not, so
+        # it goes through a client of its own that never retries by itself: the
+        # store retries it with the same call token (``_ingest_many``).
         self.client = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_seconds,
@@ -222,12 +250,19 @@ class RedisSessionStore:
             retry=Retry(NoBackoff(), 1),
             max_connections=256,
         )
+        self.writer = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=16,
+        )
         self.prefix = prefix
         self.ttl = ttl_seconds
         self.max_items = max_items
         self.eid_ttl = event_id_ttl_seconds
         self.stream = stream_key(prefix)
-        self._ingest_script = self.client.register_script(_INGEST)
+        self._ingest_script = self.writer.register_script(_INGEST)
         self._save_script = self.client.register_script(_SAVE_STATES)
         self._get_script = self.client.register_script(_GET)
         # Concurrent requests share round trips (``app.sessions.group_commit``): one script call
@@ -255,17 +290,40 @@ class RedisSessionStore:
         return (await self._saves.submit(((session_id, version, state, covers),)))[0]
 
     async def _ingest_many(self, events: list[LoggedEvent]) -> list[bool]:
-        keys = [self.stream]
-        args: list[str | int | float] = [self.ttl, self.max_items, self.eid_ttl]
+        """One script call for the events of every waiting request, logged exactly once.
+
+        A call that timed out may still run when Redis wakes up (an AOF fsync
+        stall, a large XTRIM), and so may its retry. Both carry one token drawn
+        before the first try: whichever runs second returns the first one's
+        answer and logs nothing. The first try's record of the token lives
+        ``CALL_TRACE_SECONDS`` (it outlives any stall that delays the retry);
+        a retry's, as long as an event id, so a first try stuck in the network
+        that arrives later still logs nothing. If every try fails, the answer
+        says whether one may have run (``OutcomeUnknown``) or none reached Redis.
+        """
+        keys = [self.stream, f"{self.prefix}:call:{secrets.token_hex(12)}"]
+        args: list[str | int | float] = [self.ttl, self.max_items, self.eid_ttl, 0]
         for e in events:
             sid = e.session_id
             keys += [self.key(sid), self.state_key(sid), self._event_id_key(e.event_id)]
             args += [sid, e.item_id, repr(e.ts), e.event_type, e.event_id or ""]
-        try:
-            fresh = await self._ingest_script(keys=keys, args=args)
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return [bool(f) for f in fresh]
+        may_have_run = False
+        error: RedisError | None = None
+        for call_ttl in (CALL_TRACE_SECONDS, max(self.eid_ttl, CALL_TRACE_SECONDS)):
+            args[3] = call_ttl
+            try:
+                fresh = await self._ingest_script(keys=keys, args=args)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                may_have_run = may_have_run or not _refused(exc)
+                error = exc
+                continue
+            except RedisError as exc:  # an error reply: Redis refused the script
+                error = exc
+                break
+            return [bool(f) for f in fresh]
+        if may_have_run:
+            raise OutcomeUnknown(str(error)) from error
+        raise StoreUnavailable(str(error)) from error
 
     async def _get_many(self, session_ids: list[str]) -> list[SessionRecord | None]:
         keys: list[str] = []
@@ -303,6 +361,7 @@ class RedisSessionStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.writer.aclose()
 
 
 @dataclass

@@ -1,0 +1,158 @@
+"""A slow Redis (an AOF fsync stall, a large XTRIM) must not double an event, nor make the
+service claim that nothing was recorded when it may have been.
+
+The store retries a call that timed out; the first try still runs once Redis
+wakes up. ``DEBUG SLEEP`` stalls a Redis of the test's own (the shared server
+is never stalled, stopped or reconfigured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from app.events.log import LoggedEvent
+from app.sessions.store import RedisSessionStore
+from app.settings import Settings
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+
+STREAM = "nextitem:events"
+
+
+class StallingRedis:
+    """A redis-server of this test, on a free port, in its own folder, with DEBUG allowed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def wait_up(self) -> None:
+        for _ in range(200):
+            try:
+                if self.client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stall(self, seconds: float) -> threading.Thread:
+        """Redis does nothing for ``seconds``, from (about) now; join the thread to see it end."""
+        thread = threading.Thread(
+            target=self.client.execute_command, args=("DEBUG", "SLEEP", str(seconds))
+        )
+        thread.start()
+        time.sleep(0.1)  # the sleep has begun
+        return thread
+
+    def kill(self) -> None:
+        self.client.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def slow_redis(tmp_path: Path) -> Iterator[StallingRedis]:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = StallingRedis(folder)
+    try:
+        server.wait_up()
+        yield server
+    finally:
+        server.kill()
+
+
+def ev(item: str, event_id: str | None = None) -> LoggedEvent:
+    return LoggedEvent("s", item, 1.5, "view", event_id)
+
+
+def test_a_retried_ingest_is_logged_once(slow_redis: StallingRedis) -> None:
+    """The first try times out (0.5 s) in a 0.8 s stall, the retry answers: one entry, logged."""
+    store = RedisSessionStore(slow_redis.url, "nextitem", 60, 50, 60, timeout_seconds=0.5)
+
+    async def run() -> list[bool]:
+        try:
+            assert await store.ingest([ev("warm-up")]) == [True]
+            stall = slow_redis.stall(0.8)
+            acks = await store.ingest([ev("1")])
+            stall.join()
+            return acks
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [True]
+    assert slow_redis.client.xlen(STREAM) == 2  # the warm-up and the event, once
+    assert slow_redis.client.hget("nextitem:sess:s", "n") == b"2"
+
+
+def test_a_write_that_may_have_happened_is_not_called_unrecorded(
+    slow_redis: StallingRedis, tmp_path: Path
+) -> None:
+    """Both tries time out in a 1.5 s stall: 503 saying the outcome is unknown, and the event,
+    which Redis runs after the stall, is in the log once. A resend with an event_id is
+    recorded once. A Redis that refuses connections: "nothing was recorded"."""
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(model_dir=model_dir, redis_url=slow_redis.url, redis_timeout_seconds=0.5)
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=10) as http:
+        click = {"session_id": "s", "item_id": item_id(4)}
+        logged = 0
+        for path, body in (("/v1/events", click), ("/v1/events/batch", {"events": [click]})):
+            # a click that connects the store again (the failed tries closed its connections):
+            # the next first try goes out on that connection at once, and so runs after the stall
+            assert http.post("/v1/events", json=click).status_code == 202
+            stall = slow_redis.stall(1.5)
+            answer = http.post(path, json=body)
+            stall.join()
+            assert answer.status_code == 503, answer.text
+            assert "may or may not have been recorded" in answer.json()["detail"]
+            assert answer.headers["Retry-After"] == "1"
+            logged += 2
+            assert _settled_xlen(slow_redis) == logged  # the click, and the stalled event once
+        with_id = {**click, "event_id": "e1"}
+        assert http.post("/v1/events", json=click).status_code == 202
+        stall = slow_redis.stall(1.5)
+        assert http.post("/v1/events", json=with_id).status_code == 503
+        stall.join()
+        assert http.post("/v1/events", json=with_id).json()["status"] == "duplicate"
+        assert _settled_xlen(slow_redis) == logged + 2
+        slow_redis.kill()
+        down = http.post("/v1/events", json=click)
+        assert down.status_code == 503
+        assert "nothing was recorded" in down.json()["detail"]
+
+
+def _settled_xlen(server: StallingRedis) -> int:
+    """The stream's length once Redis has run the commands that waited out the stall."""
+    time.sleep(0.2)
+    return server.client.xlen(STREAM)
