@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -26,28 +28,57 @@ from training.checkpoint import current_version
 log = logging.getLogger(__name__)
 
 
+# The longest wait between two tries of a version that failed to load.
+RETRY_MAX_SECONDS = 300.0
+
+
 class ModelWatcher:
     def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
         self.registry = registry
         self.settings = settings
-        self._failed: str | None = None  # a version that failed to load: not retried
+        self.clock: Callable[[], float] = time.monotonic
+        # the version CURRENT names that failed to load: how often, and when to try again
+        self._failed: tuple[str, int, float] | None = None
         self._task: asyncio.Task | None = None
         self.swaps = 0
 
     async def check(self) -> None:
-        """Serve the version CURRENT names, unless it is served already or failed before."""
+        """Serve the version CURRENT names, unless it is served already or waits for a retry.
+
+        CURRENT is compared with the directory the served model came from (not
+        the manifest's version, which a renamed directory does not match). A
+        version that failed to load may have failed for a passing reason (its
+        files still being copied, a full memory): it is tried again after one
+        poll interval, then after twice as long each time, up to
+        ``RETRY_MAX_SECONDS``. With no model served, CURRENT is loaded as at
+        start-up, falling back to an older version if it cannot be served.
+        """
         version = current_version(self.settings.model_dir)
         active = self.registry.active
-        if version is None or version == self._failed:
+        if version is None or (active is not None and active.directory == version):
             return
-        if active is not None and active.version == version:
+        now = self.clock()
+        failed = self._failed if self._failed and self._failed[0] == version else None
+        if failed is not None and now < failed[2]:
             return
         try:
-            await asyncio.to_thread(self.registry.activate, version)
+            if active is None:
+                await asyncio.to_thread(self.registry.load_current)
+            else:
+                await asyncio.to_thread(self.registry.activate, version)
         except ModelLoadError:
-            self._failed = version  # logged by the registry; the old model keeps serving
+            pass  # logged by the registry; the old model (if any) keeps serving
+        served = self.registry.active
+        if served is not None and served.directory == version:
+            self._failed = None
+            self.swaps += 1
             return
-        self.swaps += 1
+        tries = failed[1] + 1 if failed else 1
+        delay = min(self.settings.model_poll_seconds * 2 ** (tries - 1), RETRY_MAX_SECONDS)
+        self._failed = (version, tries, now + delay)
+        log.info(
+            "checkpoint %s failed to load %d time(s); next try in %.0f s", version, tries, delay
+        )
 
     async def _wait(self, pubsub: aioredis.client.PubSub | None) -> None:
         """Until a message arrives on the channel, or one poll interval has passed."""

@@ -9,6 +9,7 @@ to pass the load checks never replaces the model being served.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -27,7 +28,13 @@ from app.serving.item_index import ItemIndex
 from app.settings import Settings
 from models.contract import SequenceModel, unpack_state
 from models.registry import build_model
-from training.checkpoint import CheckpointError, current_version, load_checkpoint
+from training.checkpoint import (
+    CheckpointError,
+    current_version,
+    list_versions,
+    load_checkpoint,
+    read_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,9 @@ class ServingModel:
     state_size: int
     n_interests: int
     category_names: tuple[str, ...] = ()  # category code -> its name in items.parquet
+    # the checkpoint directory it was loaded from, the name CURRENT and the admin use; the
+    # manifest's ``version`` differs when a directory was renamed (copied between stores)
+    directory: str = ""
 
     def rows(self, item_ids: Sequence[str]) -> list[int]:
         """Rows of the known items among ``item_ids`` (unknown ones are skipped), in order."""
@@ -131,6 +141,7 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
         state_size=int(state.numel()),
         n_interests=int(queries.shape[0]),
         category_names=category_names,
+        directory=version,
     )
 
 
@@ -150,12 +161,38 @@ class ModelRegistry:
         return self._active
 
     def load_current(self) -> ServingModel:
-        """Serve the version named by ``CURRENT`` (a no-op when it is already active)."""
+        """Serve the version named by ``CURRENT`` (a no-op when it is already active).
+
+        With no model served yet (at start-up), a version that cannot be served
+        gives way to the newest one before it that can (``fallback_order``): a
+        service with yesterday's model beats one with none. ``last_error`` (shown
+        by ``/readyz``) and the log say so; the watcher keeps trying ``CURRENT``.
+        """
         version = current_version(self.model_dir)
         if version is None:
             self.last_error = f"no active checkpoint in {self.model_dir} (no CURRENT file)"
             raise ModelLoadError(self.last_error)
-        return self.activate(version)
+        try:
+            return self.activate(version)
+        except ModelLoadError as exc:
+            if self._active is not None:
+                raise
+            return self._fall_back(version, exc)
+
+    def _fall_back(self, broken: str, error: ModelLoadError) -> ServingModel:
+        for candidate in fallback_order(self.model_dir, broken):
+            try:
+                loaded = self.activate(candidate)
+            except ModelLoadError:
+                continue
+            self.last_error = (
+                f"CURRENT names {broken}, which cannot be served ({error}); serving {candidate} "
+                "instead, the best version that loads (see fallback_order), until it can"
+            )
+            log.warning("%s", self.last_error)
+            return loaded
+        self.last_error = str(error)
+        raise error
 
     def activate(self, version: str, before_swap: Callable[[], None] | None = None) -> ServingModel:
         """Load ``version`` and swap it in; on failure the previous model keeps serving.
@@ -167,7 +204,7 @@ class ModelRegistry:
         """
         with self._load_lock:
             active = self._active
-            if active is not None and active.version == version:
+            if active is not None and active.directory == version:
                 return active
             started = time.perf_counter()
             try:
@@ -177,7 +214,7 @@ class ModelRegistry:
             ) as exc:  # any defect of a new checkpoint must leave the old one serving
                 if not isinstance(exc, ModelLoadError):
                     exc = ModelLoadError(f"checkpoint {version}: {type(exc).__name__}: {exc}")
-                self.last_error = str(exc)
+                self.last_error = f"{exc}; still serving {active.version}" if active else str(exc)
                 if self.metrics is not None:
                     self.metrics.swaps.labels("failed").inc()
                 log.error("%s; still serving %s", exc, active.version if active else "nothing")
@@ -193,3 +230,32 @@ class ModelRegistry:
             frozen = freeze_heap()
             log.info("serving %s (%s); %d objects frozen", loaded.version, loaded.kind, frozen)
             return loaded
+
+
+def fallback_order(model_dir: Path, broken: str) -> list[str]:
+    """The versions to serve instead of ``broken``, best first.
+
+    First the versions created before it, newest first: the model served until
+    ``broken`` was activated, then older ones (a rollback). Only then the newer
+    ones, oldest first: nobody chose to serve them, or one was rolled back from.
+    A version whose retrain failed its quality gate is never a fallback. Time is
+    the manifest's ``created``, then the name (versions are named by time).
+    """
+    manifests: dict[str, dict[str, Any]] = {}
+    for version in list_versions(model_dir):
+        with contextlib.suppress(CheckpointError):
+            manifests[version] = read_manifest(model_dir, version)
+
+    def when(version: str) -> tuple[str, str]:
+        return (str(manifests[version].get("created") or ""), version)
+
+    def passed(version: str) -> bool:
+        gate = manifests[version].get("gate")
+        return not (isinstance(gate, dict) and gate.get("passed") is False)
+
+    candidates = sorted((v for v in manifests if v != broken and passed(v)), key=when)
+    if broken in manifests:
+        before = [v for v in candidates if when(v) < when(broken)]
+    else:  # its manifest is unreadable: its name still tells its time
+        before = [v for v in candidates if v < broken]
+    return before[::-1] + [v for v in candidates if v not in before]
