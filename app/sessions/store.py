@@ -296,7 +296,7 @@ class RedisSessionStore:
         stall, a large XTRIM), and so may its retry. Both carry one token drawn
         before the first try: whichever runs second returns the first one's
         answer and logs nothing. The first try's record of the token lives
-        ``CALL_TRACE_SECONDS`` (it outlives any stall that delays the retry);
+        ``CALL_TRACE_SECONDS`` (it outlives a stall that long between the two);
         a retry's, as long as an event id, so a first try stuck in the network
         that arrives later still logs nothing. If every try fails, the answer
         says whether one may have run (``OutcomeUnknown``) or none reached Redis.

@@ -66,13 +66,21 @@ class StallingRedis:
         raise RuntimeError("redis-server did not start")
 
     def stall(self, seconds: float) -> threading.Thread:
-        """Redis does nothing for ``seconds``, from (about) now; join the thread to see it end."""
+        """Redis does nothing for ``seconds``, from now on; join the thread to see it end."""
         thread = threading.Thread(
             target=self.client.execute_command, args=("DEBUG", "SLEEP", str(seconds))
         )
         thread.start()
-        time.sleep(0.1)  # the sleep has begun
-        return thread
+        probe = redis.Redis.from_url(self.url, socket_timeout=0.05)
+        try:
+            while True:  # until Redis stops answering: the sleep has begun
+                try:
+                    probe.ping()
+                except redis.TimeoutError:
+                    return thread
+                time.sleep(0.01)
+        finally:
+            probe.close()
 
     def kill(self) -> None:
         self.client.close()
@@ -111,7 +119,7 @@ def test_a_retried_ingest_is_logged_once(slow_redis: StallingRedis) -> None:
             await store.close()
 
     assert asyncio.run(run()) == [True]
-    assert slow_redis.client.xlen(STREAM) == 2  # the warm-up and the event, once
+    assert settled_xlen(slow_redis, 2) == 2  # the warm-up and the event, once
     assert slow_redis.client.hget("nextitem:sess:s", "n") == b"2"
 
 
@@ -138,21 +146,27 @@ def test_a_write_that_may_have_happened_is_not_called_unrecorded(
             assert "may or may not have been recorded" in answer.json()["detail"]
             assert answer.headers["Retry-After"] == "1"
             logged += 2
-            assert _settled_xlen(slow_redis) == logged  # the click, and the stalled event once
+            assert (
+                settled_xlen(slow_redis, logged) == logged
+            )  # the click, and the stalled event once
         with_id = {**click, "event_id": "e1"}
         assert http.post("/v1/events", json=click).status_code == 202
         stall = slow_redis.stall(1.5)
         assert http.post("/v1/events", json=with_id).status_code == 503
         stall.join()
         assert http.post("/v1/events", json=with_id).json()["status"] == "duplicate"
-        assert _settled_xlen(slow_redis) == logged + 2
+        assert settled_xlen(slow_redis, logged + 2) == logged + 2
         slow_redis.kill()
         down = http.post("/v1/events", json=click)
         assert down.status_code == 503
         assert "nothing was recorded" in down.json()["detail"]
 
 
-def _settled_xlen(server: StallingRedis) -> int:
-    """The stream's length once Redis has run the commands that waited out the stall."""
-    time.sleep(0.2)
+def settled_xlen(server: StallingRedis, expected: int) -> int:
+    """The stream's length once Redis has run the commands that waited out the stall: at
+    least ``expected`` (within 5 s), then a moment more for a second run to show."""
+    deadline = time.monotonic() + 5
+    while server.client.xlen(STREAM) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
     return server.client.xlen(STREAM)
