@@ -74,7 +74,8 @@ class ModelWatcher:
             self.swaps += 1
             return
         tries = failed[1] + 1 if failed else 1
-        delay = min(self.settings.model_poll_seconds * 2 ** (tries - 1), RETRY_MAX_SECONDS)
+        # the exponent is bounded: a version that fails for days must not overflow a float
+        delay = min(self.settings.model_poll_seconds * 2 ** min(tries - 1, 30), RETRY_MAX_SECONDS)
         self._failed = (version, tries, now + delay)
         log.info(
             "checkpoint %s failed to load %d time(s); next try in %.0f s", version, tries, delay
