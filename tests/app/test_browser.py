@@ -81,8 +81,11 @@ def demo_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def model_dir(demo_models: Path, tmp_path: Path) -> Path:
-    """This test's own copy: its event log and retrains touch nobody else's."""
+def model_dir(browser: Any, demo_models: Path, tmp_path: Path) -> Path:
+    """This test's own copy: its event log and retrains touch nobody else's.
+
+    (After ``browser``: without one the test skips before any training.)
+    """
     return Path(shutil.copytree(demo_models, tmp_path / "models"))
 
 
@@ -166,7 +169,7 @@ def cold_loads(browser: Any, url: str, ready: str, n: int = 5) -> dict[str, Any]
         values = sorted(r[key] for r in runs)
         out[key] = round(values[n // 2], 1)
         out[f"{key}_range"] = [round(values[0], 1), round(values[-1], 1)]
-    return {**out, "loads": n}
+    return {**out, "loads": n, "browser": f"Chromium {browser.version}", "cpus": os.cpu_count()}
 
 
 def rec_ids(page: Any) -> list[str]:
