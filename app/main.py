@@ -37,6 +37,7 @@ from app.metrics import Metrics
 from app.redis_client import sync_client
 from app.serving.hot_swap import ModelWatcher
 from app.serving.registry import ModelLoadError, ModelRegistry
+from app.serving.roster import Roster
 from app.serving.scorer import Scorer
 from app.serving.service import Service
 from app.sessions.store import (
@@ -112,11 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = ModelWatcher(registry, settings)
         watcher.start()
         app.state.watcher = watcher
+        roster = Roster(
+            registry, app.state.redis_sync, settings.key_prefix, settings.model_poll_seconds
+        )
+        roster.start()  # which model this process serves, for the dashboard
+        app.state.roster = roster
         if generated:
             print(f"nextitem: admin token of this run (Bearer): {token}", file=sys.stderr)
         try:
             yield
         finally:
+            await roster.stop()
             await watcher.stop()
             app.state.job_queue.close()
             scorer.close()

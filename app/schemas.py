@@ -245,3 +245,14 @@ class MetricsSummary(BaseModel):
     events: dict[str, int] = Field(description="events received, by outcome")
     fallbacks: dict[str, int] = Field(description="recommendations without model state, by reason")
     swaps: dict[str, int] = Field(description="model swaps of this process, by outcome")
+
+
+class ProcessView(BaseModel):
+    process: str = Field(description="host:pid:suffix of an API process")
+    host: str
+    pid: int
+    version: str | None = Field(description="the checkpoint it serves (null: none loaded)")
+    model_error: str | None = Field(description="why its last load failed, if it did")
+    started: float = Field(description="Unix time it started")
+    seen: float = Field(description="Unix time of its last heartbeat")
+    this: bool = Field(description="the process that answered this call")

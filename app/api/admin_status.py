@@ -1,15 +1,17 @@
-"""Admin views for the operator dashboard: the process's own metrics, a checkpoint's curve.
+"""Admin views for the operator dashboard: the process's own metrics, the model each API
+process serves, a checkpoint's training curve.
 
-Why apart from ``admin``: these only read what the process and the model
+Why apart from ``admin``: these only read what the processes and the model
 directory already hold (no jobs, no activation), for the dashboard at
-``/dashboard``. Both need the admin bearer token like every ``/admin`` call.
+``/dashboard``. All need the admin bearer token like every ``/admin`` call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from app.api.admin import VersionPath
@@ -17,7 +19,8 @@ from app.api.auth import AdminDep
 from app.api.deps import ServiceDep, SettingsDep
 from app.errors import NotFound
 from app.metrics_summary import counters, route_stats
-from app.schemas import MetricsSummary, Problem
+from app.schemas import MetricsSummary, Problem, ProcessView
+from app.serving.roster import Roster
 from training.checkpoint import list_versions
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
@@ -44,6 +47,13 @@ async def metrics_summary(service: ServiceDep) -> MetricsSummary:
         routes=route_stats(service.metrics),
         **counters(service.metrics),
     )
+
+
+@router.get("/processes", responses={**_ERRORS, 503: {"model": Problem}})
+async def processes(request: Request) -> list[ProcessView]:
+    """Every live API process and the version it serves (with Redis; embedded: this one)."""
+    roster: Roster = request.app.state.roster
+    return [ProcessView(**r) for r in await asyncio.to_thread(roster.read)]
 
 
 @router.get(

@@ -50,7 +50,9 @@
     sessionStorage.removeItem(TOKEN_KEY);
     clearInterval(state.timer);
     show(false);
-    for (const id of ["models-table", "jobs-table", "routes"]) $(id).tBodies[0].replaceChildren();
+    for (const id of ["models-table", "processes-table", "jobs-table", "routes"]) {
+      $(id).tBodies[0].replaceChildren();
+    }
     $("serving").textContent = "–";
     $("auth-message").textContent = message;
   }
@@ -86,12 +88,16 @@
       el("span", { class: "muted" }, `${gate.metric || ""} ${gate.rule || ""}`));
   }
 
-  function renderModels(view) {
+  function renderModels(view, processes) {
     $("serving").textContent = view.serving || "no model";
     const rows = view.versions.map((v) => {
       const status = el("td", {});
       if (v.current) status.append(badge("current", "ok"), " ");
-      if (v.version === view.serving) status.append(badge("served here", "ok"));
+      if (v.version === view.serving) status.append(badge("served here", "ok"), " ");
+      const servedBy = processes.filter((p) => p.version === v.version).length;
+      if (servedBy && processes.length > 1) {
+        status.append(el("span", { class: "muted" }, `by ${servedBy} of ${processes.length} processes`));
+      }
       return el("tr", { dataset: { version: v.version, current: v.current } },
         el("td", {}, el("code", {}, v.version)),
         el("td", {}, v.kind || "–"),
@@ -109,6 +115,16 @@
     });
     $("models-table").tBodies[0].replaceChildren(...rows);
     if (state.curveVersion === null && view.current) showCurve(view.current);
+  }
+
+  function renderProcesses(processes) {
+    const rows = processes.map((p) => el("tr", { dataset: { process: p.process, version: p.version || "" } },
+      el("td", {}, el("code", {}, p.process), p.this ? " (this one)" : ""),
+      el("td", {}, p.version ? el("code", {}, p.version) : badge("no model", "bad")),
+      el("td", {}, time(p.started)),
+      el("td", {}, time(p.seen)),
+      el("td", {}, p.model_error || "")));
+    $("processes-table").tBodies[0].replaceChildren(...rows);
   }
 
   async function activate(version) {
@@ -258,9 +274,11 @@
     if (state.refreshing) return;
     state.refreshing = true;
     try {
-      const [models, jobs, summary] = await Promise.all([
-        admin("/admin/models"), admin("/admin/jobs"), admin("/admin/metrics/summary")]);
-      renderModels(models);
+      const [models, processes, jobs, summary] = await Promise.all([
+        admin("/admin/models"), admin("/admin/processes"), admin("/admin/jobs"),
+        admin("/admin/metrics/summary")]);
+      renderModels(models, processes);
+      renderProcesses(processes);
       renderJobs(jobs);
       renderSummary(summary);
     } finally {

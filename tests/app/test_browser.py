@@ -349,6 +349,7 @@ def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
         page.wait_for_selector(f'#models-table tr[data-version="{new}"][data-current="true"]')
         page.wait_for_function("v => document.querySelector('#serving').textContent === v", arg=new)
         assert page.locator('#models-table tr[data-current="true"]').count() == 1
+        page.wait_for_selector(f'#processes-table tr[data-version="{new}"]')
         assert page.locator('#jobs-table tr[data-state="succeeded"]').count() == 1
         assert page.locator("#models-table tbody tr").first.get_attribute("data-version") == new
         if not shot:
@@ -405,3 +406,40 @@ def test_a_multi_interest_model_shows_which_interest_found_each_item(
         shown = page.eval_on_selector_all("#recs li", "e => e.map(x => x.innerText)")
         interests = {line.split("interest ")[1].split()[0] for line in shown}
         assert len(interests) >= 2, shown
+
+
+def test_the_dashboard_shows_what_each_process_serves_and_rolls_back(
+    model_dir: Path, page: Any, redis_url: str, redis_prefix: str
+) -> None:
+    """Two API processes on one Redis: both listed; a roll-back reaches both."""
+    from tests.app.support import write_tiny_checkpoint
+
+    trained = current_version(model_dir)
+    time.sleep(1.1)  # versions are named by the second
+    newer = write_tiny_checkpoint(model_dir)  # activated: what both start on
+    s = Settings(
+        model_dir=model_dir,
+        admin_token=TOKEN,
+        redis_url=redis_url,
+        key_prefix=redis_prefix,
+        model_poll_seconds=0.3,
+    )
+    with LiveServer(s) as a, LiveServer(s) as b:
+        page.goto(a.url + "/dashboard")
+        page.fill("#token", TOKEN)
+        page.press("#token", "Enter")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#processes-table tbody tr').length === 2"
+        )
+        assert page.locator(f'#processes-table tr[data-version="{newer}"]').count() == 2
+        assert "by 2 of 2 processes" in page.inner_text(f'#models-table tr[data-version="{newer}"]')
+        page.click(f'#models-table tr[data-version="{trained}"] button[data-action=activate]')
+        page.wait_for_selector(f'#models-table tr[data-version="{trained}"][data-current="true"]')
+        assert "every API process was told" in page.text_content("#models-message")
+        page.wait_for_function(
+            "v => document.querySelectorAll(`#processes-table tr[data-version='${v}']`)"
+            ".length === 2",
+            arg=trained,
+            timeout=15_000,
+        )
+        assert b.registry.active.version == trained

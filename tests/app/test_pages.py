@@ -5,6 +5,8 @@ live server; what the pages do in a browser is in ``test_browser.py``."""
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -13,14 +15,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import redis
 import torch
 
 from app.api.pages import WEB
 from app.metrics_summary import bucket_quantile
+from app.serving.roster import roster_key
 from app.settings import Settings
 from models.gru4rec import GRU4Rec
 from models.registry import retrainable_kinds
 from tests.app.support import LiveServer, write_tiny_checkpoint
+from tests.app.test_admin import wait_for
 from training.checkpoint import set_current, write_checkpoint
 
 TOKEN = "pages-admin-token"
@@ -333,3 +338,44 @@ def test_training_curve_for_admins_only(tmp_path: Path) -> None:
             404,
             422,
         )
+
+
+# ---- GET /admin/processes -----------------------------------------------------------------------
+
+
+def test_the_embedded_service_lists_itself(tmp_path: Path) -> None:
+    version = write_tiny_checkpoint(tmp_path)
+    with LiveServer(Settings(model_dir=tmp_path, admin_token=TOKEN)) as srv:
+        assert httpx.get(f"{srv.url}/admin/processes").status_code == 401
+        procs = httpx.get(f"{srv.url}/admin/processes", headers=AUTH).json()
+    assert len(procs) == 1
+    assert procs[0]["this"] and procs[0]["pid"] == os.getpid() and procs[0]["version"] == version
+    assert procs[0]["model_error"] is None and procs[0]["seen"] >= procs[0]["started"]
+
+
+def test_every_process_sharing_redis_is_listed_with_what_it_serves(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    version = write_tiny_checkpoint(tmp_path)
+    s = Settings(
+        model_dir=tmp_path,
+        admin_token=TOKEN,
+        redis_url=redis_url,
+        key_prefix=redis_prefix,
+        model_poll_seconds=0.2,
+    )
+    client = redis.Redis.from_url(redis_url)
+    gone = {"process": "old-host:1:abc", "host": "old-host", "pid": 1, "version": "v0"}
+    client.hset(roster_key(redis_prefix), "old-host:1:abc", json.dumps({**gone, "seen": 0}))
+    with LiveServer(s) as a, LiveServer(s) as b:
+        wait_for(lambda: len(httpx.get(f"{a.url}/admin/processes", headers=AUTH).json()) == 2)
+        seen_by_a = httpx.get(f"{a.url}/admin/processes", headers=AUTH).json()
+        seen_by_b = httpx.get(f"{b.url}/admin/processes", headers=AUTH).json()
+        assert {p["process"] for p in seen_by_a} == {p["process"] for p in seen_by_b}
+        assert seen_by_a[0]["this"] and not seen_by_a[1]["this"]
+        assert seen_by_a[0]["process"] == seen_by_b[1]["process"]
+        assert {p["version"] for p in seen_by_a} == {version}
+        # a process that stopped beating (here: long ago) is dropped from the hash
+        assert not client.hexists(roster_key(redis_prefix), "old-host:1:abc")
+    # a process that stops cleanly takes itself off
+    assert client.hlen(roster_key(redis_prefix)) == 0
