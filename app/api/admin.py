@@ -108,7 +108,9 @@ async def models(registry: RegistryDep, settings: SettingsDep) -> ModelsView:
     served = registry.active
     return ModelsView(
         current=current_version(settings.model_dir),
-        serving=served.version if served else None,
+        # the directory, as ``current`` and the versions are named (a renamed checkpoint's
+        # manifest still holds its first name)
+        serving=served.directory if served else None,
         versions=await asyncio.to_thread(_versions, settings),
     )
 

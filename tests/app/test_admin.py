@@ -195,3 +195,20 @@ def test_admin_with_redis_down(tmp_path: Path) -> None:
             wait_for(lambda: srv.registry.active.version == first)
     finally:
         own.kill()
+
+
+def test_models_reports_the_served_directory_of_a_renamed_checkpoint(tmp_path: Path) -> None:
+    """``serving`` and ``current`` name the same thing, the directory, when the manifest's
+    version differs (a checkpoint copied under another name): a dashboard compares them."""
+    model_dir = tmp_path / "models"
+    version = write_tiny_checkpoint(model_dir, activate=False)
+    (model_dir / version).rename(model_dir / "copied-from-staging")
+    set_current(model_dir, "copied-from-staging")
+    with (
+        LiveServer(Settings(model_dir=model_dir, admin_token=TOKEN)) as srv,
+        httpx.Client(base_url=srv.url, headers=AUTH) as c,
+    ):
+        view = c.get("/admin/models").json()
+        assert view["current"] == view["serving"] == "copied-from-staging"
+        assert [v["version"] for v in view["versions"]] == ["copied-from-staging"]
+        assert [v["current"] for v in view["versions"]] == [True]
