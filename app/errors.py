@@ -32,11 +32,14 @@ class TooLarge(ValueError):
 
 
 class Unauthorized(PermissionError):
-    """An admin call without a bearer token."""
+    """A call without its credentials (an admin call without a bearer token); ``challenge``
+    is the ``WWW-Authenticate`` answer that says which credentials."""
+
+    challenge = "Bearer"
 
 
 class Forbidden(PermissionError):
-    """An admin call with a wrong token, or admin calls disabled."""
+    """A call with wrong credentials, or admin calls disabled."""
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -77,7 +80,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
-        return _problem(401, str(exc), {"WWW-Authenticate": "Bearer"})
+        return _problem(401, str(exc), {"WWW-Authenticate": exc.challenge})
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="bearer token of the /admin endpoints; unset: the embedded service makes "
         "one at start and prints it once, a Redis-backed one refuses admin calls",
     )
+    api_key: SecretStr | None = Field(
+        None,
+        description="the shop's API key: every /v1 call must carry it in the X-API-Key header "
+        "(401 without, 403 with another); several keys, comma-separated, for a rotation; at "
+        "least 16 characters each; unset: /v1 is open (the embedded default). Production: set it",
+    )
     model_poll_seconds: float = Field(
         2.0, gt=0, description="how often each API process checks CURRENT for a new version"
     )
@@ -128,6 +134,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("api_key")
+    @classmethod
+    def _keys_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            return None
+        if any(len(k) < 16 for k in keys):
+            raise ValueError("NEXTITEM_API_KEY: every key needs at least 16 characters")
+        return value
 
     @property
     def embedded(self) -> bool:

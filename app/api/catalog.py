@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.api import shop_key
 from app.api.deps import ServiceDep, SettingsDep
 from app.errors import TooLarge
 from app.schemas import _ID_PATTERN, CatalogItem, CatalogPage, CategoryList, Problem
 from app.serving.catalog import Order, catalog_of
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], **shop_key.GUARD)
 
 _ERRORS = {503: {"model": Problem, "description": "no model loaded yet"}}
 #: items of one page at most

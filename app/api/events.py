@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
+from app.api import shop_key
 from app.api.deps import ServiceDep, SettingsDep
 from app.errors import TooLarge
 from app.schemas import BatchAck, Event, EventAck, EventBatch, Problem
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], **shop_key.GUARD)
 
 _ERRORS = {
     413: {"model": Problem, "description": "body or batch too large"},

@@ -13,7 +13,8 @@ the service directly:
   the route's own schema (``Event``) validates as the route would: the same
   ``json.loads`` and the same pydantic model in the same mode.
 
-Anything else, however rare (another spelling pydantic would accept, an
+Only a call with the shop's API key, when the service requires one, is
+answered here. Anything else, however rare (another spelling pydantic would accept, an
 unknown or repeated parameter, a value out of range, an invalid event, no
 model loaded), goes to the FastAPI route unchanged, with the body it already
 read handed on, and the route answers it or gives the canonical 422 or 503.
@@ -32,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import events
 from app.api.recommendations import DIVERSITY_MAX, SESSION_PATH, router
+from app.api.shop_key import header_key, key_matches, keys_of
 from app.schemas import Event
 from app.serving.service import Query, Service
 from app.sessions.store import StoreUnavailable
@@ -134,6 +136,16 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def _key_ok(scope: Scope) -> bool:
+    """No API key is required, or the request carries a right one; else the route answers
+    (401 or 403, see ``app.api.shop_key``)."""
+    keys = keys_of(scope["app"])
+    if not keys:
+        return True
+    presented = header_key(scope["headers"])
+    return presented is not None and key_matches(presented, keys)
+
+
 class FastPath:
     """ASGI middleware: plain recommendation requests and events answered here, the rest
     passed on."""
@@ -144,7 +156,7 @@ class FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             service: Service | None = getattr(scope["app"].state, "service", None)
-            if service is not None:
+            if service is not None and _key_ok(scope):
                 if scope["method"] == "GET":
                     if await self._recommendations(service, scope, send):
                         return

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from app.api import shop_key
 from app.api.deps import ItemIdPath, ServiceDep, SettingsDep, check_n, json_response
 from app.schemas import Problem, Recommendations
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(prefix="/v1/items", tags=["items"], **shop_key.GUARD)
 
 
 @router.get(

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from app.api import shop_key
 from app.api.deps import ServiceDep, SessionIdPath, SettingsDep, check_n, json_response
 from app.errors import TooLarge
 from app.schemas import Problem, Recommendations, StatelessRequest
 from app.serving.service import Query as RecQuery
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], **shop_key.GUARD)
 
 SESSION_PATH = "/v1/sessions/{session_id}/recommendations"
 DIVERSITY_MAX = 10.0  # the greedy aggregator's lambda; the fast path keeps to the same limit

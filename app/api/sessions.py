@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from app.api import shop_key
 from app.api.deps import ServiceDep, SessionIdPath
 from app.errors import NotFound
 from app.schemas import Problem, SessionView
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], **shop_key.GUARD)
 
 _ERRORS = {
     404: {"model": Problem, "description": "no such session (never seen, expired or deleted)"},
