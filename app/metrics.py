@@ -17,7 +17,8 @@ class Metrics:
         )
         self.events = Counter(
             "nextitem_events_total",
-            "events received, by outcome (logged, duplicate, unknown_item, rejected)",
+            "events received, by outcome (logged, duplicate, unknown_item, rejected; "
+            "future_clamped: dated too far ahead, logged at the time received)",
             ["outcome"],
             registry=self.registry,
         )

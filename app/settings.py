@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     max_session_items: int = Field(
         50, ge=1, le=10_000, description="recent items kept per session (state rebuilds, exclusion)"
     )
+    max_clock_skew_seconds: float = Field(
+        300,
+        ge=0,
+        description="an event dated further ahead of the service's clock than this is logged "
+        "at the time it was received: a retrain holds out the newest visits for its quality "
+        "gate, and future dates would let a client choose them",
+    )
     max_batch_events: int = Field(1000, ge=1, description="events per POST /v1/events/batch")
     max_request_items: int = Field(200, ge=1, description="items per stateless request")
     max_n: int = Field(100, ge=1, le=1000, description="largest n a caller may ask for")

@@ -124,12 +124,13 @@ class Service:
         """Log and append events; raises ``StoreUnavailable`` (nothing acknowledged) when down."""
         sm = self.registry.active
         now = time.time()
-        logged = [
-            LoggedEvent(
-                e.session_id, str(e.item_id), e.epoch_seconds(now), e.event_type, e.event_id
-            )
-            for e in events
-        ]
+        latest = now + self.settings.max_clock_skew_seconds
+        logged, clamped = [], 0
+        for e in events:
+            ts = e.epoch_seconds(now)
+            if ts > latest:  # future dates would choose a retrain's hold-out: see the setting
+                ts, clamped = now, clamped + 1
+            logged.append(LoggedEvent(e.session_id, str(e.item_id), ts, e.event_type, e.event_id))
         try:
             fresh = await self.store.ingest(logged)
         except StoreUnavailable:
@@ -137,6 +138,8 @@ class Service:
             self.metrics.events.labels("rejected").inc(len(events))
             raise
         self.metrics.store_up.set(1)
+        if clamped:
+            self.metrics.events.labels("future_clamped").inc(clamped)
         known = [sm is not None and e.item_id in sm.row_of for e in logged]
         n_fresh = sum(fresh)
         self.metrics.events.labels("logged").inc(n_fresh)
