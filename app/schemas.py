@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
+from app.jobs.params import MAX_KEYS, check_params
 from models.registry import retrainable_kinds
 
 # Identifiers are printable text without control characters, so that the session
@@ -103,6 +112,9 @@ class Problem(BaseModel):
 #: the kinds a retrain accepts, from the one table of model kinds
 RetrainableKind = Literal[retrainable_kinds()]  # type: ignore[valid-type]
 
+#: a registered dataset's name: no ``FORMAT:PATH``, no path (the worker reads no file it is sent)
+_DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
 JobState = Literal["queued", "running", "succeeded", "rejected", "failed"]
 FINISHED: tuple[JobState, ...] = ("succeeded", "rejected", "failed")
 
@@ -115,13 +127,19 @@ class RetrainRequest(BaseModel):
     model: RetrainableKind = Field(  # type: ignore[valid-type]
         "gru4rec", description="model kind to train (the retrainable kinds of models.registry)"
     )
-    params: dict[str, Any] | None = Field(
-        None, description="hyperparameters over the defaults, e.g. {'n_epochs': 5}"
+    params: Annotated[dict[str, Any] | None, AfterValidator(check_params)] = Field(
+        None,
+        max_length=MAX_KEYS,
+        description="hyperparameters over the defaults, e.g. {'n_epochs': 5}: numbers, booleans, "
+        "short texts or short lists of them, within bounds (app.jobs.params: n_epochs <= 100, "
+        "layers of at most 1024 units, ...)",
     )
     base_dataset: str | None = Field(
         None,
-        max_length=200,
-        description="a registered dataset trained on together with the event log (same item ids)",
+        max_length=100,
+        pattern=_DATASET_NAME,
+        description="a registered dataset (by name, never a file) trained on together with "
+        "the event log (same item ids)",
     )
     since: datetime | None = Field(None, description="use only logged events from this time on")
     gate_ratio: float | None = Field(
@@ -133,6 +151,18 @@ class RetrainRequest(BaseModel):
     min_item_support: int = Field(
         5, ge=1, description="items clicked fewer times are dropped before training"
     )
+
+    @field_validator("base_dataset", mode="wrap")
+    @classmethod
+    def _name_not_file(cls, value: Any, handler: Any) -> str | None:
+        """Say why in terms of the field: a path or ``FORMAT:PATH`` is refused."""
+        try:
+            return handler(value)
+        except ValueError:
+            raise ValueError(
+                "base_dataset: a registered dataset's name (letters, digits, '.', '_', '-'), "
+                "not a FORMAT:PATH or a path"
+            ) from None
 
 
 class JobRecord(BaseModel):

@@ -12,6 +12,7 @@ import pandas as pd
 
 from training.data import load_dataset
 from training.data.preprocess import PreprocessConfig, filter_events
+from training.data.registry import REGISTRY
 
 COLUMNS = ["session_id", "item_id", "ts"]
 
@@ -21,8 +22,13 @@ def dataset_events(name: str, before: float) -> pd.DataFrame:
 
     Sessions without times are placed one second apart, in their file order,
     ending just ``before`` the given time (the start of the event log), so the
-    log stays the newest data.
+    log stays the newest data. Only a registered name is read, never ``FORMAT:PATH``:
+    a retrain's config comes from the service, whose callers must not choose a file.
     """
+    if name not in REGISTRY:
+        raise ValueError(
+            f"base_dataset {name!r} is not a registered dataset (known: {', '.join(REGISTRY)})"
+        )
     ds = load_dataset(name)
     if ds.kind != "session":
         raise ValueError(f"{name} is {ds.kind} data; a retrain needs session data")
