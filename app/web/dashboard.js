@@ -17,7 +17,7 @@
     previous: null,      // the last metrics summary, for request rates
     refreshing: false,
     timer: null,
-    job: null,           // the job started from this page
+    job: null,           // the job followed live (started here or found under way)
     curveVersion: null,
     curveUrl: null,
   };
@@ -197,16 +197,22 @@
     $("job-result").textContent = result;
   }
 
+  /** Shows one job's state, stage and progress live until it ends (or another is followed). */
   async function followJob(jobId) {
     state.job = jobId;
-    while (state.job === jobId && state.token) {
-      const job = await admin(`/admin/jobs/${jobId}`);
-      renderLiveJob(job);
-      if (FINISHED.has(job.state)) {
-        await refresh().catch(() => {});
-        return;
+    try {
+      while (state.job === jobId && state.token) {
+        const job = await admin(`/admin/jobs/${jobId}`);
+        renderLiveJob(job);
+        if (FINISHED.has(job.state)) {
+          state.job = null;
+          refresh().catch(() => {});
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
       }
-      await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+    } finally {
+      if (state.job === jobId) state.job = null;
     }
   }
 
@@ -280,6 +286,9 @@
       renderModels(models, processes);
       renderProcesses(processes);
       renderJobs(jobs);
+      // a job under way that this page did not start (another tab, a reload, a script): follow it
+      const live = jobs.find((j) => !FINISHED.has(j.state));
+      if (live && state.job === null) followJob(live.job_id).catch(() => {});
       renderSummary(summary);
     } finally {
       state.refreshing = false;

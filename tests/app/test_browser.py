@@ -466,6 +466,14 @@ def test_the_dashboard_shows_what_each_process_serves_and_rolls_back(
         )
         assert b.registry.active.version == trained
 
+        # a retrain queued elsewhere (a script, another tab) is followed live as well
+        queued = httpx.post(
+            f"{b.url}/admin/retrain", json={}, headers={"Authorization": f"Bearer {TOKEN}"}
+        ).json()
+        page.wait_for_selector(f'#jobs-table tr[data-job-id="{queued["job_id"]}"]')
+        page.wait_for_selector('#job-live[data-state="queued"]')
+        assert page.text_content("#job-id") == queued["job_id"]
+
 
 def test_the_demo_page_works_from_the_keyboard(model_dir: Path, page: Any) -> None:
     """Tab order follows the page; search, then click an item, without the mouse."""
