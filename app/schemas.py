@@ -261,6 +261,10 @@ class RouteStats(BaseModel):
 
 
 class MetricsSummary(BaseModel):
+    process: str = Field(
+        description="the API process read (host:pid:suffix, as GET /admin/processes lists it): "
+        "behind a load balancer, successive readings may come from different processes"
+    )
     taken_at: float = Field(
         description="Unix time of the reading: two readings' request counts over their "
         "taken_at difference give the request rate"

@@ -34,11 +34,12 @@ CURVE = "training.png"
 
 
 @router.get("/metrics/summary", responses=_ERRORS)
-async def metrics_summary(service: ServiceDep) -> MetricsSummary:
+async def metrics_summary(request: Request, service: ServiceDep) -> MetricsSummary:
     """Requests, latency percentiles per route, events, fallbacks, swaps, store health."""
     sm = service.registry.active
     store_ok = await service.store.ping()
     return MetricsSummary(
+        process=request.app.state.roster.process,
         taken_at=time.time(),
         model_version=sm.version if sm else None,
         model_kind=sm.kind if sm else None,

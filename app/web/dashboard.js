@@ -249,10 +249,12 @@
   }
 
   function renderSummary(s) {
-    const before = state.previous;
+    // rates compare two readings of one process (several may answer behind a load balancer)
+    const before = state.previous && state.previous.process === s.process ? state.previous : null;
     const elapsed = before ? s.taken_at - before.taken_at : 0;
     const earlier = new Map((before ? before.routes : []).map((r) => [`${r.method} ${r.route}`, r.requests]));
     pairs("service-facts", [
+      ["process", el("code", {}, s.process)],
       ["model", s.model_version || "none"], ["kind", s.model_kind || "–"],
       ["items indexed", number(s.index_items, 0)],
       ["store", badge(s.store, s.store === "ok" ? "ok" : "bad")],
