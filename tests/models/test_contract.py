@@ -86,9 +86,17 @@ def _bert4rec(seed: int) -> SequenceModel:
     return model
 
 
-def _cl4srec(seed: int) -> SequenceModel:
-    config = CL4SRecConfig(n_items=N_ITEMS, dim=8, n_heads=2, max_len=5, dropout=0.2, seed=seed)
-    return CL4SRec(config).eval()
+def _cl4srec(augmentations: str) -> Build:
+    def build(seed: int) -> SequenceModel:
+        sizes = {"dim": 8, "n_heads": 2, "max_len": 5, "dropout": 0.2}
+        config = CL4SRecConfig(N_ITEMS, **sizes, seed=seed, augmentations=augmentations)
+        model = CL4SRec(config)
+        if augmentations == "coserec":  # its item similarity: a training aid, not checkpointed
+            offsets = np.cumsum([0] + [len(s) for s in SESSIONS])
+            model.set_training_sequences(np.concatenate(SESSIONS), offsets)
+        return model.eval()
+
+    return build
 
 
 def _ecl_sr(seed: int) -> SequenceModel:
@@ -119,7 +127,7 @@ TINY: dict[str, dict[str, Build]] = {
     "mind": {"": _multi_interest("mind")},
     "sasrec": {"pre": _sasrec("pre"), "post": _sasrec("post")},
     "bert4rec": {"": _bert4rec},
-    "cl4srec": {"": _cl4srec},
+    "cl4srec": {"cl4srec": _cl4srec("cl4srec"), "coserec": _cl4srec("coserec")},
     "ecl-sr": {"": _ecl_sr},
     "cf-factors": {"": _cf_factors},
     "cf-knn": {"": _cf_knn},
