@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from app.jobs.store import RetrainRunning
 from app.serving.registry import ModelLoadError
 from app.serving.service import NoModel, UnknownItem
 from app.sessions.store import StoreUnavailable
@@ -76,6 +77,10 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(ModelLoadError)
     async def _cannot_serve(request: Request, exc: ModelLoadError) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @app.exception_handler(RetrainRunning)
+    async def _retrain_running(request: Request, exc: RetrainRunning) -> JSONResponse:
         return _problem(409, str(exc))
 
     @app.exception_handler(Unauthorized)

@@ -18,7 +18,7 @@ from app.api.deps import JobQueueDep, JobStoreDep, RedisSyncDep, RegistryDep, Se
 from app.errors import NotFound
 from app.jobs.channel import publish_model
 from app.jobs.queue import reconcile
-from app.jobs.store import new_job
+from app.jobs.submit import submit
 from app.schemas import (
     Activated,
     JobRecord,
@@ -54,12 +54,20 @@ async def _call(fn: Any, *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
-@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+@router.post(
+    "/retrain",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_ERRORS,
+        409: {"model": Problem, "description": "a retrain of this model kind is unfinished"},
+    },
+)
 async def retrain(body: RetrainRequest, store: JobStoreDep, queue: JobQueueDep) -> RetrainAccepted:
-    """Queue a retrain on the event log (plus ``base_dataset``); follow it at ``status_url``."""
-    record = new_job(body)
-    await _call(store.create, record)
-    await _call(queue.enqueue, record.job_id)
+    """Queue a retrain on the event log (plus ``base_dataset``); follow it at ``status_url``.
+
+    One retrain of a model kind at a time: 409 while another is queued or running.
+    """
+    record = await _call(submit, store, queue, body)
     return RetrainAccepted(
         job_id=record.job_id, state=record.state, status_url=f"/admin/jobs/{record.job_id}"
     )

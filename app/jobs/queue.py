@@ -69,6 +69,14 @@ class RqJobQueue:
         self.queue = Queue(queue_name(settings.key_prefix), connection=self.client)
 
     def enqueue(self, job_id: str) -> None:
+        """Queue the job once: a job rq already holds (a retry, a resend) is not queued again.
+
+        rq writes the job and pushes its id in one transaction, so a job it holds is queued.
+        """
+        from rq.job import Job
+
+        if Job.exists(job_id, connection=self.client):
+            return
         self.queue.enqueue(
             JOB_FUNCTION,
             job_id,
@@ -115,6 +123,7 @@ class LocalJobQueue:
         self.timeout = settings.job_timeout_seconds
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._failures: dict[str, str] = {}
+        self._queued: set[str] = set()  # every job id ever queued here: each runs once
         self._thread = threading.Thread(target=self._run, name="nextitem-jobs", daemon=True)
         self._child: subprocess.Popen | None = None
         self._recover()
@@ -131,10 +140,12 @@ class LocalJobQueue:
                     error="interrupted: the service stopped while the job ran",
                 )
             elif record.state == "queued":
-                self._queue.put(record.job_id)
+                self.enqueue(record.job_id)
 
     def enqueue(self, job_id: str) -> None:
-        self._queue.put(job_id)
+        if job_id not in self._queued:
+            self._queued.add(job_id)
+            self._queue.put(job_id)
 
     def failure(self, job_id: str) -> str | None:
         return self._failures.get(job_id)

@@ -4,12 +4,22 @@ The API creates a record, the worker updates it (state, progress, metrics, the
 version it wrote, its error): in Redis (``<prefix>:job:<id>``, plus the sorted
 set ``<prefix>:jobs`` of recent ids) when the service runs on Redis, in JSON
 files next to the checkpoints when it runs embedded.
+
+One retrain of a model kind at a time: ``create`` refuses a job while another
+of the same kind is unfinished (``RetrainRunning``, a 409), so two admins, or
+one admin resending a request that timed out, never train the same kind twice
+side by side. In Redis the rule is the key ``<prefix>:retrain-lock:<kind>``,
+naming the job that holds it; creating is one script, so it is atomic across
+API processes, and the same job id may create again (a retry after a timeout
+writes nothing twice). The lock goes when the job's record reaches a final
+state, when the record is gone (expired), or after ``lock_seconds``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,12 +28,26 @@ from typing import Any, Protocol
 import redis
 
 from app.redis_client import sync_client
-from app.schemas import JobRecord, RetrainRequest
+from app.schemas import FINISHED, JobRecord, RetrainRequest
 from app.settings import Settings
 
 
+class RetrainRunning(Exception):
+    """Another retrain of the same model kind is queued or running: it must end first."""
+
+    def __init__(self, kind: str, job_id: str) -> None:
+        super().__init__(
+            f"a {kind} retrain is already queued or running (job {job_id}); one retrain of a "
+            f"model kind at a time: follow it at /admin/jobs/{job_id}"
+        )
+        self.kind = kind
+        self.job_id = job_id
+
+
 class JobStore(Protocol):
-    def create(self, record: JobRecord) -> None: ...
+    def create(self, record: JobRecord) -> None:
+        """Store a new record; ``RetrainRunning`` while a job of its kind is unfinished."""
+        ...
 
     def get(self, job_id: str) -> JobRecord | None: ...
 
@@ -55,23 +79,71 @@ class _RewriteOnUpdate:
         return record
 
 
-class RedisJobStore(_RewriteOnUpdate):
-    """Records as JSON strings under ``<prefix>:job:<id>``, kept for ``keep_seconds``."""
+# Create a job unless another job of its kind holds the kind's lock and still has a record.
+# The same job id may run it again (a retry): the lock is its own, the record is not
+# rewritten (SET NX), the index entry is the same. KEYS: record, index, lock. ARGV: job id,
+# record JSON, created, keep seconds, lock seconds, the prefix of record keys.
+_CREATE = """
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[6] .. holder) == 1 then
+  return holder
+end
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4], 'NX')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return false
+"""
 
-    def __init__(self, client: redis.Redis, prefix: str, keep_seconds: int = 30 * 86_400) -> None:
+# Release a kind's lock if this job holds it. KEYS: lock. ARGV: job id.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisJobStore(_RewriteOnUpdate):
+    """Records as JSON strings under ``<prefix>:job:<id>``, kept for ``keep_seconds``.
+
+    A kind's lock lasts at most ``lock_seconds`` (a job stopped without a final
+    state, its record kept, frees its kind after that).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        keep_seconds: int = 30 * 86_400,
+        lock_seconds: int = 86_400,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.keep = keep_seconds
+        self.lock_seconds = lock_seconds
         self.index = f"{prefix}:jobs"
+        self._create = client.register_script(_CREATE)
+        self._release = client.register_script(_RELEASE)
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
 
+    def lock_key(self, kind: str) -> str:
+        return f"{self.prefix}:retrain-lock:{kind}"
+
     def create(self, record: JobRecord) -> None:
-        with self.client.pipeline() as pipe:
-            pipe.set(self._key(record.job_id), record.model_dump_json(), ex=self.keep)
-            pipe.zadd(self.index, {record.job_id: record.created})
-            pipe.execute()
+        kind = record.request.model
+        holder = self._create(
+            keys=[self._key(record.job_id), self.index, self.lock_key(kind)],
+            args=[
+                record.job_id,
+                record.model_dump_json(),
+                record.created,
+                self.keep,
+                self.lock_seconds,
+                self._key(""),
+            ],
+        )
+        if holder is not None:
+            raise RetrainRunning(kind, holder.decode())
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.get(self._key(job_id))
@@ -79,6 +151,8 @@ class RedisJobStore(_RewriteOnUpdate):
 
     def _write(self, record: JobRecord) -> None:
         self.client.set(self._key(record.job_id), record.model_dump_json(), ex=self.keep)
+        if record.state in FINISHED:
+            self._release(keys=[self.lock_key(record.request.model)], args=[record.job_id])
 
     def recent(self, n: int = 20) -> list[JobRecord]:
         ids = self.client.zrevrange(self.index, 0, n - 1)
@@ -87,11 +161,16 @@ class RedisJobStore(_RewriteOnUpdate):
 
 
 class FileJobStore(_RewriteOnUpdate):
-    """Records as ``<directory>/<id>.json``, each replaced atomically."""
+    """Records as ``<directory>/<id>.json``, each replaced atomically.
+
+    Embedded, one process creates jobs: a lock of that process makes the check of
+    unfinished jobs of a kind and the creation one step.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._creating = threading.Lock()
 
     def _path(self, job_id: str) -> Path:
         if not job_id.isalnum():
@@ -99,7 +178,16 @@ class FileJobStore(_RewriteOnUpdate):
         return self.directory / f"{job_id}.json"
 
     def create(self, record: JobRecord) -> None:
-        self._write(record)
+        kind = record.request.model
+        with self._creating:
+            for other in self.recent(1000):
+                if (
+                    other.job_id != record.job_id
+                    and other.request.model == kind
+                    and other.state not in FINISHED
+                ):
+                    raise RetrainRunning(kind, other.job_id)
+            self._write(record)
 
     def _write(self, record: JobRecord) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".job.", dir=self.directory)
@@ -123,4 +211,6 @@ class FileJobStore(_RewriteOnUpdate):
 def job_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
     if settings.redis_url is None:
         return FileJobStore(settings.model_dir / "jobs")
-    return RedisJobStore(client or sync_client(settings), settings.key_prefix)
+    # a kind's lock outlasts a job that waited in the queue and then ran to its timeout
+    lock = 2 * settings.job_timeout_seconds + 3600
+    return RedisJobStore(client or sync_client(settings), settings.key_prefix, lock_seconds=lock)

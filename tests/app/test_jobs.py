@@ -11,7 +11,7 @@ import redis
 from app.events.log import FileEventLog, LoggedEvent, stream_key
 from app.events.snapshot import file_snapshot, redis_snapshot
 from app.jobs.queue import reconcile, settings_env
-from app.jobs.store import FileJobStore, RedisJobStore, new_job
+from app.jobs.store import FileJobStore, RedisJobStore, RetrainRunning, new_job
 from app.schemas import JobRecord, RetrainRequest
 from app.settings import Settings
 from models.registry import retrainable_kinds
@@ -23,7 +23,10 @@ def _exercise_store(store) -> None:
     first = new_job(RetrainRequest(params={"n_epochs": 1}))
     store.create(first)
     time.sleep(0.01)
-    second = new_job(RetrainRequest())
+    with pytest.raises(RetrainRunning, match=first.job_id):  # one job of a kind at a time
+        store.create(new_job(RetrainRequest()))
+    store.create(first)  # the same job again (a retry after a timeout) changes nothing
+    second = new_job(RetrainRequest(model="comirec-sa"))
     store.create(second)
     assert store.get(first.job_id) == first
     assert store.get("0" * 32) is None
@@ -35,6 +38,9 @@ def _exercise_store(store) -> None:
     assert [r.job_id for r in store.recent(1)] == [second.job_id]
     with pytest.raises(KeyError):
         store.update("0" * 32, state="failed")
+    store.update(first.job_id, state="failed")  # a final state frees the kind
+    store.create(new_job(RetrainRequest()))
+    assert len(store.recent(10)) == 3
 
 
 def test_file_job_store(tmp_path: Path) -> None:

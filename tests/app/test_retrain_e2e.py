@@ -146,9 +146,11 @@ def test_retrain_embedded_runs_jobs_in_a_child_process(tmp_path: Path) -> None:
     with LiveServer(s) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         ingest(c, shop_events(400))
         bad = c.post("/admin/retrain", json={**QUICK, "base_dataset": "no-such-data"}, headers=AUTH)
-        good = c.post("/admin/retrain", json=QUICK, headers=AUTH)
+        busy = c.post("/admin/retrain", json=QUICK, headers=AUTH)  # one of a kind at a time
+        assert busy.status_code == 409 and bad.json()["job_id"] in busy.json()["detail"]
         failed = finish(c, bad.json()["job_id"])
         assert failed["state"] == "failed" and "no-such-data" in failed["error"]
+        good = c.post("/admin/retrain", json=QUICK, headers=AUTH)
         job = finish(c, good.json()["job_id"])
         assert job["state"] == "succeeded", job
         assert job["progress"] == 1.0 and len(job["seen_progress"]) >= 2
