@@ -24,7 +24,7 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     store_ok = await service.store.ping()
     body = {
         "model": sm.version if sm else None,
-        "model_error": service.registry.last_error,
+        "model_error": service.registry.public_error,  # no paths: anyone may ask
         "store": "ok" if store_ok else "unreachable",
     }
     return JSONResponse(body, status_code=200 if sm is not None and store_ok else 503)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from app.metrics import Metrics
+from app.redact import without_paths
 from app.serving.heap import freeze_heap
 from app.serving.item_index import ItemIndex
 from app.settings import Settings
@@ -159,6 +160,11 @@ class ModelRegistry:
     @property
     def active(self) -> ServingModel | None:
         return self._active
+
+    @property
+    def public_error(self) -> str | None:
+        """``last_error`` as anonymous callers may read it: without the host's paths."""
+        return without_paths(self.last_error, self.model_dir)
 
     def load_current(self) -> ServingModel:
         """Serve the version named by ``CURRENT`` (a no-op when it is already active).

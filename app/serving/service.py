@@ -115,7 +115,7 @@ class Service:
     def model(self) -> ServingModel:
         sm = self.registry.active
         if sm is None:
-            raise NoModel(self.registry.last_error or "no model loaded")
+            raise NoModel(self.registry.public_error or "no model loaded")
         return sm
 
     # ---- events -------------------------------------------------------------------------------
