@@ -53,7 +53,11 @@ log = logging.getLogger(__name__)
 def make_store(settings: Settings) -> SessionStore:
     if settings.redis_url is None:
         return MemorySessionStore(
-            FileEventLog(settings.resolved_event_log_path),
+            FileEventLog(
+                settings.resolved_event_log_path,
+                fsync=settings.durability == "always",
+                sync_every=1.0,  # everysec; ``always`` syncs every append instead
+            ),
             ttl_seconds=settings.session_ttl_seconds,
             max_items=settings.max_session_items,
             event_id_ttl_seconds=settings.event_id_ttl_seconds,
@@ -65,6 +69,7 @@ def make_store(settings: Settings) -> SessionStore:
         max_items=settings.max_session_items,
         event_id_ttl_seconds=settings.event_id_ttl_seconds,
         timeout_seconds=settings.redis_timeout_seconds,
+        durability=settings.durability,
     )
 
 

@@ -111,6 +111,14 @@ class Settings(BaseSettings):
         description="connect and reply timeout of the session store's Redis calls; past it "
         "ingestion answers 503 and recommendations fall back",
     )
+    durability: Literal["everysec", "always"] = Field(
+        "everysec",
+        description="what an acknowledged event survives (app/README.md, 'Durability'): "
+        "everysec = a crash of the service or of Redis; a power loss may take the last second "
+        "or so. always = a power loss too: the embedded log is fsynced before each batch is "
+        "acknowledged, and with Redis each ingest call waits for the AOF's fsync (WAITAOF, "
+        "Redis 7.2+ with appendonly yes) in the same round trip, at the cost of that wait",
+    )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After on 503")
     admin_token: SecretStr | None = Field(
         None,

@@ -37,13 +37,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.events.log import FileEventLog, LoggedEvent, PartialAppend, stream_key
@@ -128,6 +128,8 @@ def _refused(exc: Exception) -> bool:
 _INGEST = """
 local done = redis.call('GET', KEYS[2])
 if done then
+  -- a write, so that a WAITAOF after this call also waits for the first try's writes
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
   local out = {}
   for e = 1, #done do out[e] = tonumber(string.sub(done, e, e)) end
   return out
@@ -237,6 +239,7 @@ class RedisSessionStore:
         max_items: int,
         event_id_ttl_seconds: int,
         timeout_seconds: float = 0.5,
+        durability: Literal["everysec", "always"] = "everysec",
     ) -> None:
         # One immediate retry: after a Redis restart the first command on a pooled
         # connection fails, and the retry reconnects, so recovery needs no action.
@@ -262,6 +265,10 @@ class RedisSessionStore:
         self.max_items = max_items
         self.eid_ttl = event_id_ttl_seconds
         self.stream = stream_key(prefix)
+        # ``always``: each ingest call waits for the AOF's fsync, in the same round trip;
+        # False once the server showed it cannot (no WAITAOF, or the AOF off)
+        self._wait_aof = durability == "always"
+        self._wait_ms = max(1, int(timeout_seconds * 800))  # answered before the timeout
         self._ingest_script = self.writer.register_script(_INGEST)
         self._save_script = self.client.register_script(_SAVE_STATES)
         self._get_script = self.client.register_script(_GET)
@@ -312,7 +319,7 @@ class RedisSessionStore:
         for call_ttl in (CALL_TRACE_SECONDS, max(self.eid_ttl, CALL_TRACE_SECONDS)):
             args[3] = call_ttl
             try:
-                fresh = await self._ingest_script(keys=keys, args=args)
+                fresh = await self._run_ingest(keys, args)
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 may_have_run = may_have_run or not _refused(exc)
                 error = exc
@@ -324,6 +331,40 @@ class RedisSessionStore:
         if may_have_run:
             raise OutcomeUnknown(str(error)) from error
         raise StoreUnavailable(str(error)) from error
+
+    async def _run_ingest(self, keys: list[str], args: list[str | int | float]) -> list[int]:
+        """The ingest script; under ``always``, with ``WAITAOF`` in the same round trip.
+
+        WAITAOF answers once the server's AOF holds every write of this connection
+        so far on disk, this call's included. Unconfirmed in time, the call counts
+        as timed out (the events are in Redis, not yet surely on its disk).
+        """
+        if not self._wait_aof:
+            return await self._ingest_script(keys=keys, args=args)
+        async with self.writer.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._ingest_script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAITAOF", 1, 0, self._wait_ms)
+            fresh, reply = await pipe.execute(raise_on_error=False)
+        if isinstance(fresh, NoScriptError):  # the script did not run: load it, run it again
+            await self.writer.script_load(_INGEST)
+            return await self._run_ingest(keys, args)
+        if isinstance(fresh, Exception):
+            raise fresh
+        confirmed = fsync_confirmed(reply)
+        if confirmed is None:
+            self._wait_aof = False
+            log.warning(
+                "NEXTITEM_DURABILITY=always, but this Redis cannot confirm fsyncs (%s): "
+                "WAITAOF needs Redis 7.2+ with appendonly yes. Acknowledged events are as "
+                "safe as the server's own appendfsync makes them (set appendfsync always "
+                "for the same promise)",
+                reply,
+            )
+        elif not confirmed:
+            raise RedisTimeoutError(
+                f"the AOF did not confirm an fsync within {self._wait_ms} ms (WAITAOF)"
+            )
+        return fresh
 
     async def _get_many(self, session_ids: list[str]) -> list[SessionRecord | None]:
         keys: list[str] = []
@@ -362,6 +403,16 @@ class RedisSessionStore:
     async def close(self) -> None:
         await self.client.aclose()
         await self.writer.aclose()
+
+
+def fsync_confirmed(reply: object) -> bool | None:
+    """What ``WAITAOF 1 0 T`` answered: True = on the local disk, False = not in time,
+    None = the server cannot tell (before Redis 7.2, or the AOF is off)."""
+    if isinstance(reply, Exception):
+        return None
+    if isinstance(reply, list | tuple) and reply:
+        return int(reply[0]) >= 1
+    return None
 
 
 @dataclass
