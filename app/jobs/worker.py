@@ -121,6 +121,21 @@ def take_snapshot(settings: Settings, client: redis.Redis | None) -> EventSnapsh
     )
 
 
+def clamp_future(snapshot: EventSnapshot, now: float, skew: float) -> EventSnapshot:
+    """Events dated more than ``skew`` after ``now`` read as ``now`` (as ingestion logs them).
+
+    Why again here: the hold-out is the newest visits, and a log may hold future
+    dates written before ingestion clamped them; they must not choose it either.
+    """
+    ts = snapshot.events["ts"]
+    ahead = ts > now + skew
+    if not ahead.any():
+        return snapshot
+    log.warning("snapshot: %d event(s) dated ahead of the clock read as now", int(ahead.sum()))
+    events = snapshot.events.assign(ts=ts.where(~ahead, now))
+    return EventSnapshot(events, snapshot.position)
+
+
 def run_job(job_id: str) -> str:
     """Run retrain job ``job_id`` to its end (the rq job function); returns its final state."""
     settings = Settings()
@@ -136,6 +151,7 @@ def run_job(job_id: str) -> str:
 
     try:
         snap = take_snapshot(settings, client)
+        snap = clamp_future(snap, time.time(), settings.max_clock_skew_seconds)
         store.update(job_id, consumed_up_to=snap.position, stage="snapshot", progress=0.05)
         note = {"job_id": job_id, "consumed_up_to": snap.position}
         config = trainer_config(record.request, settings, note)

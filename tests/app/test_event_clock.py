@@ -74,3 +74,39 @@ def test_the_skew_is_a_setting_with_a_floor() -> None:
     assert Settings().max_clock_skew_seconds == 300
     with pytest.raises(ValueError):
         Settings(max_clock_skew_seconds=-1)
+
+
+def test_a_retrain_reads_no_time_ahead_of_its_snapshot(tmp_path: Path, monkeypatch) -> None:
+    """Events logged before the clamp existed (or written to the log by other means) are
+    read at the snapshot's time at the latest: the hold-out is the newest visits by then."""
+    from app.events.log import FileEventLog, LoggedEvent
+    from app.jobs import worker
+    from app.jobs.store import FileJobStore, new_job
+    from app.schemas import RetrainRequest
+
+    monkeypatch.delenv("NEXTITEM_REDIS_URL", raising=False)
+    monkeypatch.setenv("NEXTITEM_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("NEXTITEM_MAX_CLOCK_SKEW_SECONDS", str(SKEW))
+    now = time.time()
+    log = FileEventLog(Path(tmp_path) / "event-log.jsonl")
+    log.append(
+        [
+            LoggedEvent("old", "1", now - 100, "view"),
+            LoggedEvent("near", "2", now + SKEW / 2, "view"),
+            LoggedEvent("steer", "3", now + 86_400 * 365, "view"),
+        ]
+    )
+    log.close()
+    record = new_job(RetrainRequest())
+    FileJobStore(tmp_path / "jobs").create(record)
+    seen = {}
+
+    def trainer(snapshot, config, model_dir, active, progress):
+        seen.update(zip(snapshot.events["session_id"], snapshot.events["ts"], strict=True))
+        return {"passed": False, "version": "v", "metrics": {}}
+
+    monkeypatch.setattr(worker, "run_trainer", trainer)
+    assert worker.run_job(record.job_id) == "rejected"
+    assert seen["old"] == pytest.approx(now - 100)
+    assert seen["near"] == pytest.approx(now + SKEW / 2)
+    assert now <= seen["steer"] <= time.time()
