@@ -160,6 +160,16 @@ def test_admin_token_comes_from_the_environment_without_a_default() -> None:
                 assert value == token  # the same required variable, never a literal
 
 
+def test_api_key_and_durability_come_from_the_environment() -> None:
+    env = SERVICES["api"]["environment"]
+    assert env["NEXTITEM_API_KEY"] == "${NEXTITEM_API_KEY:-}"  # never a literal key
+    default = re.fullmatch(r"\$\{NEXTITEM_DURABILITY:-(\w+)\}", env["NEXTITEM_DURABILITY"])
+    assert default is not None
+    from app.settings import Settings
+
+    assert Settings(api_key="", durability=default.group(1)).api_key is None  # empty: off
+
+
 def test_gpu_trainer_runs_under_its_profile_with_a_gpu_reserved() -> None:
     trainer = SERVICES["trainer-gpu"]
     assert trainer["profiles"] == ["gpu"]
