@@ -3,7 +3,8 @@
 "use strict";
 
 (() => {
-  const { call, el, randomId, number } = nextitem;
+  const { ApiError, el, randomId, number } = nextitem;
+  const KEY_STORE = "nextitem-shop-key";
   const $ = (id) => document.getElementById(id);
   const PAGE = 20;      // catalog items per page
   const N_RECS = 10;    // recommendations shown
@@ -24,6 +25,21 @@
   };
 
   function say(text) { $("message").textContent = text || ""; }
+
+  /** A /v1 call, with the shop's API key when the service asks for one (NEXTITEM_API_KEY). */
+  async function call(path, options = {}) {
+    const key = sessionStorage.getItem(KEY_STORE);
+    const headers = key ? { "X-API-Key": key } : {};
+    try {
+      return await nextitem.call(path, { ...options, headers });
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        sessionStorage.removeItem(KEY_STORE);
+        $("key-form").hidden = false;
+      }
+      throw err;
+    }
+  }
 
   function fail(err) { say(err.message); }
 
@@ -175,9 +191,21 @@
   $("diversity").addEventListener("change", () => enqueue(refreshRecs));
   $("exclude-seen").addEventListener("change", () => enqueue(refreshRecs));
   $("new-visit").addEventListener("click", newVisit);
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_STORE, $("api-key").value.trim());
+    $("key-form").hidden = true;
+    say("");
+    start();
+  });
+
+  function start() {
+    $("category").replaceChildren($("category").options[0]);
+    loadCategories().catch(fail);
+    loadCatalog().catch(fail);
+    enqueue(refreshRecs);
+  }
 
   renderVisit();
-  loadCategories().catch(fail);
-  loadCatalog().catch(fail);
-  enqueue(refreshRecs);
+  start();
 })();
