@@ -288,13 +288,14 @@ def test_the_diversity_slider_spreads_the_categories(model_dir: Path, page: Any)
         page.wait_for_selector('#recs[data-exclude-seen="false"][data-visit-length="5"] li')
 
 
-def start_worker(settings: Settings) -> subprocess.Popen:
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
     """``nextitem-server worker --burst`` in its own process, as an operator runs it."""
     from app.jobs.queue import settings_env
 
     env = {**os.environ, **settings_env(settings)}
     cmd = [sys.executable, "-m", "app.cli", "worker", "--burst"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("w") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def demo_visits(n_sessions: int) -> list[dict[str, Any]]:
@@ -312,11 +313,11 @@ def demo_visits(n_sessions: int) -> list[dict[str, Any]]:
 
 
 def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
-    settings: Settings, model_dir: Path, browser: Any, page: Any, figures: Path
+    settings: Settings, model_dir: Path, browser: Any, page: Any, figures: Path, tmp_path: Path
 ) -> None:
     """Embedded, the API process runs the job in a child; with Redis, a worker takes it."""
     old = current_version(model_dir)
-    worker = None
+    worker, worker_log = None, tmp_path / "worker.log"
     with LiveServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=30) as api:
         events = demo_visits(600)
         for lo in range(0, len(events), 1000):
@@ -338,7 +339,7 @@ def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
         page.click("#retrain-form button[type=submit]")
         if not settings.embedded:
             page.wait_for_selector('#job-live[data-state="queued"]')
-            worker = start_worker(settings)  # works off the queue, then exits
+            worker = start_worker(settings, worker_log)  # works off the queue, then exits
         page.wait_for_selector('#job-live[data-state="running"]', timeout=180_000)
         stages, shot = set(), False
         deadline = time.monotonic() + RETRAIN_TIMEOUT_S
@@ -357,8 +358,9 @@ def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
                 page.screenshot(path=str(figures / "dashboard-during-retrain.png"), full_page=True)
                 shot = True
             time.sleep(0.2)
-        assert page.get_attribute("#job-live", "data-state") == "succeeded", page.text_content(
-            "#job-result"
+        assert page.get_attribute("#job-live", "data-state") == "succeeded", (
+            page.text_content("#job-result"),
+            worker_log.read_text()[-3000:] if worker_log.exists() else "",
         )
         assert len(stages) >= 2, stages  # the stage was followed live
         new = current_version(model_dir)
@@ -388,7 +390,7 @@ def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
         if settings.embedded:
             record(figures, "dashboard", cold_loads(browser, srv.url + "/dashboard", "#token"))
     if worker is not None:
-        assert worker.wait(timeout=120) == 0
+        assert worker.wait(timeout=120) == 0, worker_log.read_text()[-3000:]
 
 
 def test_a_wrong_token_is_refused(model_dir: Path, page: Any) -> None:
