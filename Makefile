@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install serve test test-slow bench bench-api bench-swap bench-gru4rec bench-cf \
-	bench-multi-interest lint format clean
+	bench-multi-interest bench-sasrec-recbole lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nextitem needs Python >= 3.11"'
@@ -58,6 +58,17 @@ bench-cf: $(STAMP)
 bench-multi-interest: $(STAMP)
 	$(BIN)/python -m tests.bench.multi_interest --model comirec-sa --dataset ml-1m \
 		--json runs/bench-multi-interest/result.json
+
+# Our SASRec beside RecBole 1.2.1's on Amazon Beauty (same split, sizes and loss). RecBole
+# lives in an environment of its own (RECBOLE_VENV), made here when missing: it needs numpy < 2.
+RECBOLE_VENV ?= runs/recbole-venv
+RECBOLE_EPOCHS ?= 200
+bench-sasrec-recbole: $(STAMP)
+	@test -x $(RECBOLE_VENV)/bin/python || ($(PYTHON) -m venv $(RECBOLE_VENV) && \
+		$(RECBOLE_VENV)/bin/pip install --quiet torch==2.13.0 recbole==1.2.1 'numpy<2' \
+		'pandas<2.2' 'scipy<1.14' 'setuptools<70')
+	$(BIN)/python -m tests.bench.sasrec_recbole --recbole-python $(RECBOLE_VENV)/bin/python \
+		--recbole-epochs $(RECBOLE_EPOCHS) --json runs/bench-sasrec-recbole/result.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check app models training tests
