@@ -47,7 +47,7 @@ async def list_items(
     ``order=popular`` lists the most clicked first. With ``ids``, those items
     (the known ones, in the order asked) instead of a search.
     """
-    cat = catalog_of(service.model())
+    cat = await asyncio.to_thread(catalog_of, service.model())  # built once per version
     if ids is not None:
         if len(ids) > settings.max_n:
             raise TooLarge(f"{len(ids)} ids; at most {settings.max_n} per lookup")
@@ -70,5 +70,5 @@ async def list_items(
 @router.get("/categories", responses=_ERRORS)
 async def list_categories(service: ServiceDep) -> CategoryList:
     """Every category of the served catalog with its number of items."""
-    cat = catalog_of(service.model())
+    cat = await asyncio.to_thread(catalog_of, service.model())  # built once per version
     return CategoryList(model_version=cat.version, categories=cat.category_counts())
