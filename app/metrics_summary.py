@@ -54,8 +54,19 @@ def _by_label(metric: MetricWrapperBase, label: str) -> dict[str, int]:
     return out
 
 
+def latency_bounds_ms(metrics: Metrics) -> list[float]:
+    """The finite upper bounds of the latency histogram's buckets, in milliseconds."""
+    bounds = {
+        float(labels["le"])
+        for name, labels, _ in _samples(metrics.latency)
+        if name.endswith("_bucket")
+    }
+    return [round(b * 1000, 6) for b in sorted(bounds) if not math.isinf(b)]
+
+
 def route_stats(metrics: Metrics) -> list[RouteStats]:
-    """Requests, 5xx answers and latency percentiles (ms) per (method, route), busiest first."""
+    """Requests, 5xx answers, latency percentiles (ms) and the histogram per (method, route),
+    busiest first."""
     buckets: dict[tuple[str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
     errors: dict[tuple[str, str], float] = defaultdict(float)
     for name, labels, value in _samples(metrics.latency):
@@ -77,6 +88,7 @@ def route_stats(metrics: Metrics) -> list[RouteStats]:
                 route=route,
                 requests=int(cumulative[-1][1]),
                 errors=int(errors[(method, route)]),
+                histogram=[int(count) for _, count in cumulative],
                 **pct,
             )
         )

@@ -258,6 +258,10 @@ class RouteStats(BaseModel):
     )
     p95_ms: float | None
     p99_ms: float | None
+    histogram: list[int] = Field(
+        description="requests answered within each of latency_bounds_ms, cumulative, and in "
+        "all (the last count): two readings' difference gives the percentiles between them"
+    )
 
 
 class MetricsSummary(BaseModel):
@@ -274,6 +278,10 @@ class MetricsSummary(BaseModel):
     index_items: int | None
     store: Literal["ok", "unreachable"] = Field(
         description="the session store (Redis, or in-process) answered a ping for this reading"
+    )
+    latency_bounds_ms: list[float] = Field(
+        description="upper bounds of the latency histogram's buckets (the last, unbounded, "
+        "bucket not listed)"
     )
     routes: list[RouteStats] = Field(description="busiest first")
     events: dict[str, int] = Field(description="events received, by outcome")

@@ -18,7 +18,7 @@ from app.api.admin import VersionPath
 from app.api.auth import AdminDep
 from app.api.deps import ServiceDep, SettingsDep
 from app.errors import NotFound
-from app.metrics_summary import counters, route_stats
+from app.metrics_summary import counters, latency_bounds_ms, route_stats
 from app.schemas import MetricsSummary, Problem, ProcessView
 from app.serving.roster import Roster
 from training.checkpoint import list_versions
@@ -45,6 +45,7 @@ async def metrics_summary(request: Request, service: ServiceDep) -> MetricsSumma
         model_kind=sm.kind if sm else None,
         index_items=sm.index.size if sm else None,
         store="ok" if store_ok else "unreachable",
+        latency_bounds_ms=latency_bounds_ms(service.metrics),
         routes=route_stats(service.metrics),
         **counters(service.metrics),
     )

@@ -248,11 +248,32 @@
     $(id).replaceChildren(...items.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   }
 
+  /**
+   * The q quantile of a cumulative histogram (the last count unbounded), interpolated inside
+   * its bucket as Prometheus does; null when it holds nothing. The server's bucket_quantile.
+   */
+  function quantile(q, bounds, counts) {
+    const total = counts[counts.length - 1];
+    if (!(total > 0)) return null;
+    const rank = q * total;
+    let lower = 0;
+    let below = 0;
+    for (let i = 0; i < counts.length; i++) {
+      const upper = i < bounds.length ? bounds[i] : Infinity;
+      if (counts[i] >= rank && counts[i] > below) {
+        return upper === Infinity ? lower : lower + ((upper - lower) * (rank - below)) / (counts[i] - below);
+      }
+      lower = upper;
+      below = counts[i];
+    }
+    return lower;
+  }
+
   function renderSummary(s) {
     // rates compare two readings of one process (several may answer behind a load balancer)
     const before = state.previous && state.previous.process === s.process ? state.previous : null;
     const elapsed = before ? s.taken_at - before.taken_at : 0;
-    const earlier = new Map((before ? before.routes : []).map((r) => [`${r.method} ${r.route}`, r.requests]));
+    const earlier = new Map((before ? before.routes : []).map((r) => [`${r.method} ${r.route}`, r]));
     pairs("service-facts", [
       ["process", el("code", {}, s.process)],
       ["model", s.model_version || "none"], ["kind", s.model_kind || "–"],
@@ -264,13 +285,17 @@
     pairs("fallbacks", Object.entries(s.fallbacks).map(([k, v]) => [`fallback ${k}`, number(v, 0)]), "no fallbacks");
     const rows = s.routes.map((r) => {
       const key = `${r.method} ${r.route}`;
-      const rate = earlier.has(key) && elapsed > 0 ? (r.requests - earlier.get(key)) / elapsed : null;
+      const then = before ? earlier.get(key) || { requests: 0, histogram: r.histogram.map(() => 0) } : null;
+      const rate = then && elapsed > 0 ? (r.requests - then.requests) / elapsed : null;
+      const recent = then ? r.histogram.map((count, i) => count - then.histogram[i]) : [0];
+      const now = (q) => quantile(q, s.latency_bounds_ms, recent);
       return el("tr", { dataset: { route: key } },
         el("th", { scope: "row" }, el("code", {}, key)),
         el("td", { class: "num" }, number(r.requests, 0)),
         el("td", { class: "num" }, rate === null ? "–" : number(rate, 1)),
-        el("td", { class: "num" }, number(r.p50_ms, 2)),
-        el("td", { class: "num" }, number(r.p95_ms, 2)),
+        el("td", { class: "num", dataset: { p: "50" } }, number(now(0.5), 2)),
+        el("td", { class: "num" }, number(now(0.95), 2)),
+        el("td", { class: "num" }, number(now(0.99), 2)),
         el("td", { class: "num" }, number(r.p99_ms, 2)),
         el("td", { class: "num" }, number(r.errors, 0)));
     });

@@ -331,6 +331,12 @@ def test_a_retrain_from_the_dashboard_ends_with_a_new_current_version(
         page.wait_for_selector(f'#models-table tr[data-version="{old}"][data-current="true"]')
         assert page.text_content("#serving") == old
         page.wait_for_selector('#routes tr[data-route="POST /v1/events/batch"]')
+        # the dashboard's own reading, between two refreshes: latency "now" is measured
+        page.wait_for_function(
+            "() => /^[0-9.]+$/.test(document.querySelector("
+            '\'#routes tr[data-route="GET /admin/metrics/summary"] td[data-p="50"]\')'
+            "?.textContent)"
+        )
 
         page.select_option("#retrain-model", "gru4rec")
         page.fill("#retrain-params", json.dumps({"n_epochs": 1, "layers": [16]}))

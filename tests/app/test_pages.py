@@ -311,6 +311,14 @@ def test_metrics_summary_reads_this_process_metrics(tmp_path: Path) -> None:
         assert recs["requests"] == 5 and recs["errors"] == 0
         assert 0 < recs["p50_ms"] <= recs["p95_ms"] <= recs["p99_ms"]
         assert routes[("POST", "/v1/events")]["requests"] == 5
+        # the histogram behind the percentiles: cumulative, one count per bound and one for all
+        bounds = s["latency_bounds_ms"]
+        assert bounds == sorted(bounds) and len(recs["histogram"]) == len(bounds) + 1
+        assert recs["histogram"] == sorted(recs["histogram"]) and recs["histogram"][-1] == 5
+        pairs = list(
+            zip([b / 1000 for b in bounds] + [float("inf")], recs["histogram"], strict=True)
+        )
+        assert recs["p95_ms"] == round(bucket_quantile(0.95, pairs) * 1000, 3)
         assert [r["requests"] for r in s["routes"]] == sorted(
             (r["requests"] for r in s["routes"]), reverse=True
         )
