@@ -167,7 +167,11 @@
   }
 
   function renderJobs(jobs) {
-    const rows = jobs.map((j) => el("tr", { dataset: { jobId: j.job_id, state: j.state } },
+    $("jobs-table").tBodies[0].replaceChildren(...jobs.map(jobRow));
+  }
+
+  function jobRow(j) {
+    return el("tr", { dataset: { jobId: j.job_id, state: j.state } },
       el("td", {}, time(j.created)),
       el("td", {}, el("code", { title: j.job_id }, j.job_id.slice(0, 8))),
       el("td", {}, j.request.model),
@@ -176,11 +180,12 @@
       el("td", { class: "num" }, `${Math.round(j.progress * 100)}%`),
       el("td", {}, j.version ? el("code", {}, j.version) : "–"),
       el("td", {}, j.finished && j.started ? `${number(j.finished - j.started, 0)} s` : "–"),
-      el("td", {}, j.error ? j.error.slice(0, 160) : "")));
-    $("jobs-table").tBodies[0].replaceChildren(...rows);
+      el("td", {}, j.error ? j.error.slice(0, 160) : ""));
   }
 
   function renderLiveJob(job) {
+    const listed = $("jobs-table").querySelector(`tr[data-job-id="${job.job_id}"]`);
+    if (listed) listed.replaceWith(jobRow(job));  // the list keeps pace with the live view
     $("job-live").hidden = false;
     $("job-id").textContent = job.job_id;
     $("job-state").replaceChildren(stateBadge(job.state));
