@@ -187,7 +187,9 @@ def run_ours(ds: Dataset, params: str, seed: int, threads: int) -> dict[str, Any
     result = train(model, data, cfg, progress=False)
     wall = time.perf_counter() - t0
     _, unseen = evaluate(model, data.test)
-    pairs = int(np.maximum(data.train.lengths - 1, 0).sum())
+    # the pairs an epoch trains: a window keeps a sequence's last max_len + 1 items
+    kept = np.minimum(data.train.lengths, model.config.max_len + 1)
+    pairs = int(np.maximum(kept - 1, 0).sum())
     return {
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
