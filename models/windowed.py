@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,6 +57,10 @@ class WindowedModel(nn.Module):
         """The attention models' objective (``training.attention``): the pairs of windows of
         inputs and their next items [B, L]."""
         raise NotImplementedError(f"{type(self).__name__} is not trained by the attention loop")
+
+    def set_training_sequences(self, items: np.ndarray, offsets: np.ndarray) -> None:
+        """What a model derives from the training sequences before its first step (CL4SRec's
+        item-similarity table); the attention loop calls it once per run. Nothing by default."""
 
     # -- the state of the model contract (models/contract.py) ----------------------------------
 

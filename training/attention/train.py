@@ -151,8 +151,7 @@ def train(
     model.to(device)
     torch.manual_seed(cfg.seed)
     batches = TrainingBatches(data.train, model.config.max_len, cfg.seed, cfg.length_groups)
-    if hasattr(model, "set_training_sequences"):  # e.g. CoSeRec's item similarity (CL4SRec)
-        model.set_training_sequences(data.train.items, data.train.offsets)
+    model.set_training_sequences(data.train.items, data.train.offsets)
     step_loss = StepLoss(cfg, data.popularity, device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
