@@ -175,11 +175,14 @@ def run_recbole(
     }
 
 
-def run_ours(ds: Dataset, params: str, seed: int, threads: int) -> dict[str, Any]:
+def run_ours(
+    ds: Dataset,
+    model_params: dict[str, Any],
+    loop_params: dict[str, Any],
+    seed: int,
+    threads: int,
+) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    model_params, loop_params, _ = split_params(
-        read_params(model_kind("sasrec").params, params), "sasrec"
-    )
     cfg = loop_config(loop_params, "sasrec", seed)
     data = leave_one_out(ds)
     model = build("sasrec", data.n_items, model_params, seed)
@@ -232,7 +235,7 @@ def bench_sasrec_recbole(
         console.print("note: RecBole's blocks are post-norm; ours run as configured")
     console.print(f"SASRec on {ds.name}, sizes {sizes}, {threads} threads")
     rows: dict[str, dict[str, Any]] = {}
-    rows["nextitem"] = run_ours(ds, params, seed, threads)
+    rows["nextitem"] = run_ours(ds, model_params, loop_params, seed, threads)
     console.print(f"nextitem: {rows['nextitem']}")
     rows["recbole"] = run_recbole(
         recbole_python, ds, work.resolve(), {**sizes, "epochs": recbole_epochs}, seed, threads
