@@ -80,9 +80,13 @@ _LOCK = threading.Lock()
 
 
 def catalog_of(sm: ServingModel) -> Catalog:
-    """The catalog of a serving model, built on first use and kept for the last few versions."""
+    """The catalog of a serving model, built on first use and kept for the last few models.
+
+    Keyed by the checkpoint directory, as the registry keys models: a copied checkpoint keeps
+    its manifest version, so the version alone could name another catalog.
+    """
     with _LOCK:
-        found = _CATALOGS.get(sm.version)
+        found = _CATALOGS.get(sm.directory)
         if found is not None:
             return found
     ids = np.array([str(i) for i in sm.item_ids], dtype=str)
@@ -99,5 +103,5 @@ def catalog_of(sm: ServingModel) -> Catalog:
     with _LOCK:
         if len(_CATALOGS) >= 4:  # old versions after swaps
             _CATALOGS.pop(next(iter(_CATALOGS)))
-        _CATALOGS[sm.version] = built
+        _CATALOGS[sm.directory] = built
     return built

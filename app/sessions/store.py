@@ -52,10 +52,6 @@ from app.sessions.group_commit import Coalescer
 log = logging.getLogger(__name__)
 
 
-# What a 503 says when the store is down (the application's handler and the fast path).
-STORE_DOWN_DETAIL = "session store unreachable; nothing was recorded, retry later"
-
-
 class StoreUnavailable(Exception):
     """The session store (Redis) cannot be reached; the caller should retry later.
 
@@ -63,7 +59,7 @@ class StoreUnavailable(Exception):
     whether anything was recorded.
     """
 
-    detail: ClassVar[str] = STORE_DOWN_DETAIL
+    detail: ClassVar[str] = "session store unreachable; nothing was recorded, retry later"
 
 
 class LogWriteFailed(StoreUnavailable):
