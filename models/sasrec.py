@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.numpy_ops import attention, layer_norm
+from models.numpy_ops import attention, layer_norm, transposed
 from models.windowed import Pairs, WindowedModel
 
 
@@ -203,9 +203,9 @@ class SASRec(WindowedModel):
             return attention(
                 queries,
                 keys,
-                p[at + "attention.in_proj_weight"],
+                p[at + "attention.in_proj_weight.T"],
                 p[at + "attention.in_proj_bias"],
-                p[at + "attention.out_proj.weight"],
+                p[at + "attention.out_proj.weight.T"],
                 p[at + "attention.out_proj.bias"],
                 self.config.n_heads,
                 causal=True,
@@ -216,9 +216,9 @@ class SASRec(WindowedModel):
 
         def feed_forward(x: np.ndarray) -> np.ndarray:
             inner = np.maximum(
-                x @ p[at + "feed_forward.inner.weight"].T + p[at + "feed_forward.inner.bias"], 0
+                x @ p[at + "feed_forward.inner.weight.T"] + p[at + "feed_forward.inner.bias"], 0
             )
-            return inner @ p[at + "feed_forward.outer.weight"].T + p[at + "feed_forward.outer.bias"]
+            return inner @ p[at + "feed_forward.outer.weight.T"] + p[at + "feed_forward.outer.bias"]
 
         if self.config.layer_norm == "pre":
             q = norm(x, "attention_norm")
@@ -232,10 +232,23 @@ class SASRec(WindowedModel):
         return norm(x + feed_forward(x), "forward_norm")
 
     def _numpy_views(self) -> dict[str, np.ndarray]:
-        key = self.embedding.weight.data_ptr()
+        """The parameters as numpy: views, and of each matrix a ``transposed`` copy ("name.T").
+
+        The copies are rebuilt when any parameter's storage or version changes
+        (``to(device)`` moves it, ``load_state_dict`` and an optimiser step write in place).
+        """
         cached = self.__dict__.get("_views")
-        if cached is None or cached[0] != key:
-            views = {k: v.detach().numpy() for k, v in self.state_dict(keep_vars=True).items()}
-            cached = (key, views)
-            self.__dict__["_views"] = cached
-        return cached[1]
+        if cached is not None:
+            tensors, key, views = cached
+            if key == tuple((t.data_ptr(), t._version) for t in tensors.values()):
+                return views
+        tensors = self.state_dict(keep_vars=True)
+        views = {k: v.detach().numpy() for k, v in tensors.items()}
+        views |= {
+            k + ".T": transposed(v)
+            for k, v in views.items()
+            if k.startswith("blocks.") and v.ndim == 2
+        }
+        key = tuple((t.data_ptr(), t._version) for t in tensors.values())
+        self.__dict__["_views"] = (tensors, key, views)
+        return views

@@ -117,3 +117,17 @@ def test_the_numpy_query_is_the_torch_forward(layer_norm: str, n_blocks: int, n_
         torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     model.train()  # in training (dropout) the torch forward runs
     assert model.interests(state).shape == (1, 8)
+
+
+def test_the_numpy_query_follows_weights_written_in_place() -> None:
+    """Its transposed copies are rebuilt after ``load_state_dict`` (the best epoch's weights
+    restored at the end of training, a hot reload), which writes into the same storage."""
+    model, other = _model(max_len=6), _model(max_len=6, seed=7)
+    state = model.step(model.step(model.init_state(), 3), 1)
+    before = model.interests(state)
+    model.load_state_dict(other.state_dict())
+    after = model.interests(state)
+    with torch.no_grad():
+        expected = other.encode(state[None].long())[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
