@@ -276,6 +276,11 @@ class MetricsSummary(BaseModel):
     model_version: str | None
     model_kind: str | None
     index_items: int | None
+    index: str | None = Field(
+        None,
+        description="the retrieval index: flat (exact), or hnsw with its form and the share of "
+        "the exact top 20 it found for the model's probe queries at load",
+    )
     store: Literal["ok", "unreachable"] = Field(
         description="the session store (Redis, or in-process) answered a ping for this reading"
     )

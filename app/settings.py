@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="with index=hnsw: search width of a query, the lever between recall "
         "against exact search and the scoring threads' work",
     )
+    hnsw_metric: Literal["auto", "inner-product", "euclidean-transform"] = Field(
+        "auto",
+        description="with index=hnsw: the graph over raw inner products, over the items' "
+        "Euclidean transform, or (auto) whichever finds more of the exact top 20 for the "
+        "model's own probe queries at load (builds both)",
+    )
     index_device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto = GPU when faiss-gpu sees one"
     )

@@ -44,6 +44,7 @@ async def metrics_summary(request: Request, service: ServiceDep) -> MetricsSumma
         model_version=sm.version if sm else None,
         model_kind=sm.kind if sm else None,
         index_items=sm.index.size if sm else None,
+        index=sm.index.describe() if sm else None,
         store="ok" if store_ok else "unreachable",
         latency_bounds_ms=latency_bounds_ms(service.metrics),
         routes=route_stats(service.metrics),

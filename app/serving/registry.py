@@ -128,6 +128,12 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
         hnsw_ef_construction=settings.hnsw_ef_construction,
         hnsw_ef_search=settings.hnsw_ef_search,
         device=settings.index_device,
+        hnsw_metric=settings.hnsw_metric,
+        probes=(
+            probe_queries(model, popularity)
+            if settings.index == "hnsw" and settings.hnsw_metric == "auto"
+            else None
+        ),
     )
     return ServingModel(
         version=ckpt.version,
@@ -144,6 +150,25 @@ def load_serving_model(model_dir: Path, version: str, settings: Settings) -> Ser
         category_names=category_names,
         directory=version,
     )
+
+
+def probe_queries(
+    model: SequenceModel, popularity: np.ndarray, visits: int = 200, seed: int = 0
+) -> np.ndarray:
+    """Queries of ``visits`` made-up visits of 1 to 8 clicks drawn by popularity, as live
+    visits click: what the HNSW index is chosen on when it has no real traffic yet."""
+    rng = np.random.default_rng(seed)
+    weights = popularity + 1.0
+    clicks = rng.choice(len(popularity), size=(visits, 8), p=weights / weights.sum())
+    lengths = rng.integers(1, 9, visits)
+    queries = []
+    with torch.inference_mode():
+        for row, n in zip(clicks, lengths, strict=True):
+            state = model.init_state()
+            for item in row[:n]:
+                state = model.step(state, int(item))
+            queries.append(model.interests(state).detach().float().cpu().numpy())
+    return np.concatenate(queries)
 
 
 class ModelRegistry:

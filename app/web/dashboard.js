@@ -283,6 +283,7 @@
       ["process", el("code", {}, s.process)],
       ["model", s.model_version || "none"], ["kind", s.model_kind || "–"],
       ["items indexed", number(s.index_items, 0)],
+      ["index", s.index || "–"],
       ["store", badge(s.store, s.store === "ok" ? "ok" : "bad")],
       ["swaps", Object.entries(s.swaps).map(([k, v]) => `${k} ${v}`).join(", ") || "0"],
     ], "");

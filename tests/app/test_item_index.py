@@ -13,9 +13,18 @@ import pytest
 
 import app.serving.item_index as item_index
 from app.metrics import Metrics
-from app.serving.item_index import IndexConfigError, ItemIndex
+from app.serving.item_index import (
+    IndexConfigError,
+    ItemIndex,
+    euclidean_items,
+    euclidean_queries,
+    exact_top,
+    recall_at,
+)
+from app.serving.registry import probe_queries
 from app.serving.scorer import ScoreJob, Scorer
 from models.aggregators import max_score
+from models.sasrec import SASRec, SASRecConfig
 
 
 def test_flat_index_is_exact() -> None:
@@ -317,3 +326,85 @@ def test_scorer_keeps_a_moving_average_of_the_time_per_job() -> None:
     scorer.close()
     # 0 -> 2 ms -> 3.8 ms -> 5.4 ms (a tenth of the way to 20 ms per batch), sleep overshoots
     assert 0.0054 <= scorer._job_seconds < 0.0054 * 1.5
+
+
+def _cone(n: int = 3000, d: int = 16, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Item vectors in a narrow cone (a strong shared direction, short vectors), queries
+    long and in every direction: the geometry of SASRec's shared embedding and its
+    layer-normed queries, where the graph over raw inner products loses items."""
+    rng = np.random.default_rng(seed)
+    directions = rng.standard_normal((n, d))
+    directions[:, 0] += 4.0
+    queries = 18 * rng.standard_normal((600, d)) / np.sqrt(d)
+    return (0.1 * directions).astype(np.float32), queries.astype(np.float32)
+
+
+def _spread(n: int = 3000, d: int = 16, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Norms spread over orders of magnitude, where the Euclidean transform fails."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, d)) * rng.lognormal(0.0, 1.0, (n, 1))
+    return vectors.astype(np.float32), rng.standard_normal((600, d)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("make", "chosen"), [(_cone, "euclidean-transform"), (_spread, "inner-product")]
+)
+def test_auto_hnsw_keeps_the_form_that_finds_more_for_unseen_queries(make, chosen) -> None:
+    vectors, queries = make()
+    probes, held_out = queries[:200], queries[200:]  # chosen on some queries, held to others
+    index = ItemIndex(vectors, kind="hnsw", hnsw_m=8, hnsw_ef_search=32, probes=probes)
+    assert index.metric == chosen
+    recall = index.recall[chosen]
+    assert index.describe() == f"hnsw ({chosen}, probe recall@20 {recall:.3f}) on cpu"
+    other = next(f for f in index.recall if f != chosen)
+    assert index.recall[chosen] >= index.recall[other] + 0.1
+    exact = exact_top(vectors, held_out, 10)
+    found = {
+        form: recall_at(
+            ItemIndex(vectors, kind="hnsw", hnsw_m=8, hnsw_ef_search=32, hnsw_metric=form).search(
+                held_out, 10
+            )[1],
+            exact,
+        )
+        for form in ("inner-product", "euclidean-transform")
+    }
+    assert found[chosen] >= found[other] + 0.1
+    assert recall_at(index.search(held_out, 10)[1], exact) == pytest.approx(found[chosen])
+
+
+def test_the_euclidean_transform_orders_items_by_inner_product() -> None:
+    """Exact Euclidean search over the transformed vectors is exact inner-product search,
+    and the transformed HNSW index scores what it finds by the exact inner product."""
+    vectors, queries = _cone(n=400)
+    l2 = faiss.IndexFlatL2(vectors.shape[1] + 1)
+    l2.add(euclidean_items(vectors))
+    _, nearest = l2.search(euclidean_queries(queries), 10)
+    exact = queries @ vectors.T  # the same items, up to float32 ties in |q'-x'|^2
+    np.testing.assert_allclose(
+        np.take_along_axis(exact, nearest, axis=1), -np.sort(-exact, axis=1)[:, :10], atol=1e-4
+    )
+
+    index = ItemIndex(vectors, kind="hnsw", hnsw_m=16, hnsw_metric="euclidean-transform")
+    scores, rows = index.search(queries, 10)
+    np.testing.assert_allclose(
+        scores, np.take_along_axis(queries @ vectors.T, rows, axis=1), atol=1e-5
+    )
+    assert (np.diff(scores, axis=1) <= 0).all()
+    np.testing.assert_array_equal(index.vector(7), vectors[7])
+    scores, rows = index.search(queries[:1], 500)  # more than the catalog holds
+    assert (rows[0, 400:] == -1).all() and np.isneginf(scores[0, 400:]).all()
+
+
+def test_probe_queries_are_the_models_own_for_visits_of_popular_items() -> None:
+    model = SASRec(SASRecConfig(n_items=30, dim=8, n_blocks=1, max_len=5)).eval()
+    popularity = np.zeros(30)
+    popularity[[4, 9]] = 1e6  # nearly every click on these two
+    probes = probe_queries(model, popularity, visits=20)
+    assert probes.shape == (20, 8) and probes.dtype == np.float32
+    np.testing.assert_array_equal(probes, probe_queries(model, popularity, visits=20))
+    one_click = {
+        item: model.interests(model.step(model.init_state(), item)).numpy()[0] for item in (4, 9)
+    }
+    # visits of one click are one of the two popular items' queries
+    singles = [p for p in probes if any(np.allclose(p, q, atol=1e-5) for q in one_click.values())]
+    assert singles

@@ -302,6 +302,7 @@ def test_metrics_summary_reads_this_process_metrics(tmp_path: Path) -> None:
         s = c.get("/admin/metrics/summary", headers=AUTH).json()
         assert s["model_version"] == version and s["model_kind"] == "gru4rec"
         assert s["index_items"] == 60 and s["store"] == "ok"
+        assert s["index"] == "flat (exact) on cpu"
         assert s["process"] == srv.app.state.roster.process
         assert s["events"] == {"logged": 4, "unknown_item": 1, "duplicate": 1}
         assert s["fallbacks"] == {"new_session": 1}
