@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.numpy_ops import attention, gelu, layer_norm
 from models.windowed import Pairs, WindowedModel
 
 
@@ -103,6 +105,39 @@ class BertEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, blocked)
         return x
+
+
+def encoder_last_numpy(
+    x: np.ndarray, p: dict[str, np.ndarray], at: str, config: BERT4RecConfig, causal: bool
+) -> np.ndarray:
+    """``BertEncoder`` in eval mode over one window's input vectors [n, d] (real items only),
+    in numpy (``WindowedModel.numpy_parameters``, keys under ``at``): the output [1, d] at
+    the last position. The last block computes only that position's output."""
+
+    def norm(x: np.ndarray, which: str) -> np.ndarray:
+        return layer_norm(x, p[which + ".weight"], p[which + ".bias"], 1e-12)
+
+    x = norm(x + p[at + "positions.weight"][config.max_len - len(x) :], at + "embedding_norm")
+    for b in range(config.n_blocks):
+        block = f"{at}blocks.{b}."
+        q = x[-1:] if b == config.n_blocks - 1 else x
+        attended = attention(
+            q,
+            x,
+            p[block + "attention.in_proj_weight.T"],
+            p[block + "attention.in_proj_bias"],
+            p[block + "attention.out_proj.weight.T"],
+            p[block + "attention.out_proj.bias"],
+            config.n_heads,
+            causal,
+        )
+        h = norm(q + attended, block + "attention_norm")
+        inner = gelu(h @ p[block + "inner.weight.T"] + p[block + "inner.bias"])
+        x = norm(
+            h + inner @ p[block + "outer.weight.T"] + p[block + "outer.bias"],
+            block + "forward_norm",
+        )
+    return x[-1:]
 
 
 def bert_init(module: nn.Module) -> None:
@@ -196,6 +231,18 @@ class BERT4Rec(WindowedModel):
         mask = torch.full_like(window[:, :1], self.mask_token)
         out = self.sequence_output(torch.cat([window, mask], dim=1))[:, -1:, :]
         return self.with_bias_column(out)
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        """One visit's query in numpy (``encoder_last_numpy``): the service's hot path."""
+        if state.device.type != "cpu" or self.training:
+            return super().interests(state)
+        p = self.numpy_parameters()
+        items = state.detach().numpy().astype(np.int64)
+        items = np.append(items[items >= 0], self.mask_token)
+        x = encoder_last_numpy(p["embedding.weight"][items + 1], p, "encoder.", self.config, False)
+        x = gelu(x @ p["head.weight.T"] + p["head.bias"])
+        x = layer_norm(x, p["head_norm.weight"], p["head_norm.bias"], 1e-12)
+        return torch.from_numpy(np.append(x, np.float32(1.0))[None].astype(np.float32))
 
 
 def cloze_positions(seq: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:

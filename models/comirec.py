@@ -217,31 +217,24 @@ class ComiRecSA(MultiInterestModel):
 
         The same attention as ``extract`` over the window's real positions; for
         one window of at most L items torch spends far longer dispatching its
-        operators than numpy computing them. The arrays are views of the
-        parameters, rebuilt when their storage changes.
+        operators than numpy computing them (``numpy_parameters``).
         """
         if state.device.type != "cpu":
             return super().interests(state)
-        emb, position, w1, w2 = self._numpy_views()
+        p = self.numpy_parameters()
+        emb, position, w1_t, w2_t = (
+            p[k] for k in ("embedding.weight", "position", "w1.weight.T", "w2.weight.T")
+        )
         items = state.detach().numpy().astype(np.int64)
         real = items >= 0
         h = emb[items[real]]  # [n, d]
         if not len(h):  # no click yet: all-zero attention, as in extract
             return torch.zeros(self.n_interests, emb.shape[1])
-        logits = np.tanh((h + position[real]) @ w1.T) @ w2.T  # [n, K]
+        logits = np.tanh((h + position[real]) @ w1_t) @ w2_t  # [n, K]
         logits -= logits.max(axis=0)
         weights = np.exp(logits)
         weights /= weights.sum(axis=0)
         return torch.from_numpy(np.ascontiguousarray(weights.T @ h))
-
-    def _numpy_views(self) -> tuple[np.ndarray, ...]:
-        key = self.embedding.weight.data_ptr()
-        cached = self.__dict__.get("_views")
-        if cached is None or cached[0] != key:
-            params = (self.embedding.weight, self.position, self.w1.weight, self.w2.weight)
-            cached = (key, *(p.detach().numpy() for p in params))
-            self.__dict__["_views"] = cached
-        return cached[1:]
 
 
 class ComiRecDR(MultiInterestModel):

@@ -32,11 +32,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.bert4rec import BERT4RecConfig, BertEncoder, bert_init, cloze_positions, cut_padding
+from models.bert4rec import (
+    BERT4RecConfig,
+    BertEncoder,
+    bert_init,
+    cloze_positions,
+    cut_padding,
+    encoder_last_numpy,
+)
 from models.windowed import Pairs, WindowedModel
 
 
@@ -174,3 +182,16 @@ class ECLSR(WindowedModel):
     def encode(self, prefix: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Queries [B, 1, d]: the encoder's output at the last click of each window."""
         return self.sequence_output(self.window(prefix))[:, -1:, :]
+
+    def interests(self, state: torch.Tensor) -> torch.Tensor:
+        """One visit's query in numpy (``encoder_last_numpy``): the service's hot path."""
+        if state.device.type != "cpu" or self.training:
+            return super().interests(state)
+        items = state.detach().numpy().astype(np.int64)
+        items = items[items >= 0]
+        if not len(items):  # no click yet: what the torch forward gives an empty window
+            return super().interests(state)
+        p = self.numpy_parameters()
+        stack = self.config.encoder_config()
+        x = encoder_last_numpy(p["embedding.weight"][items + 1], p, "encoder.", stack, True)
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

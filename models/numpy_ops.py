@@ -9,6 +9,7 @@ parameters, and the contract suite holds them equal to the torch forward.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import erf
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -60,3 +61,8 @@ def attention(
     weights /= weights.sum(-1, keepdims=True)
     out = (weights @ v).transpose(1, 0, 2).reshape(m, d)
     return out @ out_weight_t + out_bias
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """The exact GELU (``F.gelu``'s default), not the tanh approximation."""
+    return 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.numpy_ops import attention, layer_norm, transposed
+from models.numpy_ops import attention, layer_norm
 from models.windowed import Pairs, WindowedModel
 
 
@@ -186,7 +186,7 @@ class SASRec(WindowedModel):
         items = items[items >= 0]
         if not len(items):  # no click yet: what the torch forward gives an empty window
             return super().interests(state)
-        p = self._numpy_views()
+        p = self.numpy_parameters()
         cfg = self.config
         n = len(items)
         x = p["embedding.weight"][items + 1] * math.sqrt(cfg.dim)
@@ -230,25 +230,3 @@ class SASRec(WindowedModel):
         q = x[-1:] if last_only else x
         x = norm(q + attend(q, x), "attention_norm")
         return norm(x + feed_forward(x), "forward_norm")
-
-    def _numpy_views(self) -> dict[str, np.ndarray]:
-        """The parameters as numpy: views, and of each matrix a ``transposed`` copy ("name.T").
-
-        The copies are rebuilt when any parameter's storage or version changes
-        (``to(device)`` moves it, ``load_state_dict`` and an optimiser step write in place).
-        """
-        cached = self.__dict__.get("_views")
-        if cached is not None:
-            tensors, key, views = cached
-            if key == tuple((t.data_ptr(), t._version) for t in tensors.values()):
-                return views
-        tensors = self.state_dict(keep_vars=True)
-        views = {k: v.detach().numpy() for k, v in tensors.items()}
-        views |= {
-            k + ".T": transposed(v)
-            for k, v in views.items()
-            if k.startswith("blocks.") and v.ndim == 2
-        }
-        key = tuple((t.data_ptr(), t._version) for t in tensors.values())
-        self.__dict__["_views"] = (tensors, key, views)
-        return views

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.numpy_ops import transposed
+
 
 @dataclass
 class Pairs:
@@ -73,6 +75,31 @@ class WindowedModel(nn.Module):
     def interests(self, state: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.encode(state[None].long())[0]
+
+    def numpy_parameters(self) -> dict[str, np.ndarray]:
+        """The parameters as numpy views, and of every linear map's weight a ``transposed``
+        copy (``"name.T"``): what the numpy query of one visit (``models.numpy_ops``) reads.
+
+        The copies are rebuilt when any parameter's storage or version changes
+        (``to(device)`` moves it, ``load_state_dict`` and an optimiser step write in place).
+        """
+        cached = self.__dict__.get("_numpy_parameters")
+        if cached is not None:
+            tensors, key, views = cached
+            if key == tuple((t.data_ptr(), t._version) for t in tensors):
+                return views
+        named = self.state_dict(keep_vars=True)
+        views = {k: v.detach().numpy() for k, v in named.items()}
+        for name, module in self.named_modules():
+            at = f"{name}." if name else ""
+            if isinstance(module, nn.Linear):
+                views[at + "weight.T"] = transposed(views[at + "weight"])
+            elif isinstance(module, nn.MultiheadAttention):
+                views[at + "in_proj_weight.T"] = transposed(views[at + "in_proj_weight"])
+        tensors = tuple(named.values())
+        key = tuple((t.data_ptr(), t._version) for t in tensors)
+        self.__dict__["_numpy_parameters"] = (tensors, key, views)
+        return views
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -73,3 +73,19 @@ def test_a_bad_config_says_what_is_wrong() -> None:
         BERT4RecConfig(n_items=3, mask_prob=0.0)
     with pytest.raises(ValueError, match="max_len"):
         BERT4RecConfig(n_items=3, max_len=1)
+
+
+@pytest.mark.parametrize("n_blocks", [0, 1, 3])
+def test_the_numpy_query_is_the_torch_forward(n_blocks: int) -> None:
+    model = _model(n_blocks=n_blocks)
+    with torch.no_grad():
+        for p in model.parameters():  # biases and norms off their initial 0 and 1
+            p.add_(0.1 * torch.randn_like(p))
+    for clicks in ([], [3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
+        state = model.init_state()
+        for item in clicks:
+            state = model.step(state, item)
+        fast = model.interests(state)
+        with torch.no_grad():
+            slow = model.encode(state[None].long())[0]
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)

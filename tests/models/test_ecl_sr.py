@@ -81,3 +81,25 @@ def test_a_bad_config_says_what_is_wrong() -> None:
         ECLSRConfig(n_items=3, temperature=0.0)
     with pytest.raises(ValueError, match="generator_weight"):
         ECLSRConfig(n_items=3, generator_weight=-1.0)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2])
+def test_the_numpy_query_is_the_torch_forward(n_blocks: int) -> None:
+    model = _model(n_blocks=n_blocks).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # biases and norms off their initial 0 and 1
+            p.add_(0.1 * torch.randn_like(p))
+    for clicks in ([], [3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
+        state = model.init_state()
+        for item in clicks:
+            state = model.step(state, item)
+        fast = model.interests(state)
+        with torch.no_grad():
+            slow = model.encode(state[None].long())[0]
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    other = _model(n_blocks=n_blocks, seed=5).eval()  # new weights written in place
+    model.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.interests(state), other.encode(state[None].long())[0], atol=1e-5, rtol=1e-5
+        )
