@@ -2,13 +2,14 @@
 
 Modules raise what went wrong in their own terms: the session store or job
 store is unreachable, no model is loaded, a thing asked for does not exist, a
-request is too large, a checkpoint cannot be served. ``install`` maps each to
-its status and a ``{"detail": ...}`` body, so a status code is decided here
-and nowhere else. Unreachable stores and a missing model are 503 with
-``Retry-After``: the client retries (the store's errors say whether anything
-may have been recorded). (Two answers are
-given before a handler runs and so stay where they are: the body-size limit
-of ``app.api.middleware`` and the fast path's copy of the store-down 503.)
+request is too large, a checkpoint cannot be served, a bound is reached.
+``install`` maps each to its status and a ``{"detail": ...}`` body, so a
+status code is decided here and nowhere else. Unreachable stores, a missing
+model and a reached bound (``app.overload``) are 503 with ``Retry-After``: the
+client retries (the store's errors say whether anything may have been
+recorded). (Two answers are given before a handler runs and so stay where
+they are: the body-size limit of ``app.api.middleware`` and the fast path's
+copy of the 503s.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from app.jobs.store import RetrainRunning
+from app.overload import Overloaded
 from app.serving.registry import ModelLoadError
 from app.serving.service import NoModel, UnknownItem
 from app.sessions.store import StoreUnavailable
@@ -53,6 +55,10 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return _problem(503, exc.detail, retry)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         return _problem(503, exc.detail, retry)
 
     @app.exception_handler(RedisError)

@@ -61,6 +61,8 @@ def make_store(settings: Settings) -> SessionStore:
             ttl_seconds=settings.session_ttl_seconds,
             max_items=settings.max_session_items,
             event_id_ttl_seconds=settings.event_id_ttl_seconds,
+            max_sessions=settings.max_sessions,
+            max_event_ids=settings.max_event_ids,
         )
     return RedisSessionStore(
         settings.redis_url,

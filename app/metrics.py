@@ -68,6 +68,13 @@ class Metrics:
             "the part of the busy time spent in index searches",
             registry=self.registry,
         )
+        self.overloads = Counter(
+            "nextitem_overload_total",
+            "requests refused at a bound with 503 and Retry-After, by reason (scorer_busy, "
+            "event_ids_full, redis_full, stream_full)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.store_up = Gauge(
             "nextitem_store_up",
             "1 when the session store answered its last call",

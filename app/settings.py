@@ -33,6 +33,20 @@ class Settings(BaseSettings):
     event_id_ttl_seconds: int = Field(
         86_400, ge=1, description="how long an event_id is remembered"
     )
+    max_sessions: int = Field(
+        100_000,
+        ge=1,
+        description="embedded store: visits held in memory; above it the least recently clicked "
+        "visit is dropped (a visit's state is a cache of its recent clicks, the event log keeps "
+        "them all: a dropped visit is answered as a new one)",
+    )
+    max_event_ids: int = Field(
+        1_000_000,
+        ge=1,
+        description="embedded store: event ids remembered for deduplication; an id is kept for its "
+        "whole window (forgotten, its resend would be logged twice), so at the cap an event with "
+        "a new event_id is refused with 503 and Retry-After until older ids expire",
+    )
     max_session_items: int = Field(
         50, ge=1, le=10_000, description="recent items kept per session (state rebuilds, exclusion)"
     )

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api import events
 from app.api.recommendations import DIVERSITY_MAX, SESSION_PATH, router
 from app.api.shop_key import header_key, key_matches, keys_of
+from app.overload import Overloaded
 from app.schemas import Event
 from app.serving.service import Query, Service
 from app.sessions.store import StoreUnavailable
@@ -51,9 +52,15 @@ _FLOAT = re.compile(rb"[0-9]{1,2}(?:\.[0-9]{1,9})?")
 _BOOL = {b"true": True, b"false": False, b"1": True, b"0": False}
 
 
-def _store_down(exc: StoreUnavailable) -> bytes:
+def _refusal(exc: StoreUnavailable | Overloaded) -> bytes:
     """The body of the 503 the application's handler gives, byte for byte."""
     return json.dumps({"detail": exc.detail}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def _unavailable(send: Send, service: Service, exc: StoreUnavailable | Overloaded) -> None:
+    """The application's 503: the store is down, or a bound is reached (``app.errors``)."""
+    retry = str(service.settings.retry_after_seconds).encode()
+    await _respond(send, 503, _refusal(exc), [(b"retry-after", retry)])
 
 
 def plain_query(query_string: bytes, max_n: int) -> Query | None:
@@ -175,7 +182,12 @@ class FastPath:
         if q is None:
             return False
         scope["route"] = _ROUTE
-        await _respond(send, 200, to_json(await service.for_session(match.group(1), q)))
+        try:
+            answer = await service.for_session(match.group(1), q)
+        except Overloaded as exc:  # the scoring threads' queue is full
+            await _unavailable(send, service, exc)
+            return True
+        await _respond(send, 200, to_json(answer))
         return True
 
     async def _event(self, service: Service, scope: Scope, receive: Receive, send: Send) -> None:
@@ -193,8 +205,7 @@ class FastPath:
         scope["route"] = _EVENT_ROUTE
         try:
             ack = (await service.ingest([event]))[0]
-        except StoreUnavailable as exc:
-            retry = str(service.settings.retry_after_seconds).encode()
-            await _respond(send, 503, _store_down(exc), [(b"retry-after", retry)])
+        except (StoreUnavailable, Overloaded) as exc:
+            await _unavailable(send, service, exc)
             return
         await _respond(send, 202, ack.model_dump_json().encode())

@@ -17,6 +17,7 @@ import torch
 
 from app.events.log import LoggedEvent
 from app.metrics import Metrics
+from app.overload import Overloaded
 from app.schemas import Event, EventAck, Fallback
 from app.serving.registry import ModelRegistry, ServingModel
 from app.serving.scorer import ScoreJob, Scorer
@@ -133,6 +134,10 @@ class Service:
             logged.append(LoggedEvent(e.session_id, str(e.item_id), ts, e.event_type, e.event_id))
         try:
             fresh = await self.store.ingest(logged)
+        except Overloaded as exc:  # the store is up, at a bound: nothing recorded
+            self.metrics.overloads.labels(exc.reason).inc()
+            self.metrics.events.labels("rejected").inc(len(events))
+            raise
         except StoreUnavailable:
             self.metrics.store_up.set(0)
             self.metrics.events.labels("rejected").inc(len(events))

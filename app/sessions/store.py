@@ -35,9 +35,10 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -47,6 +48,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.events.log import FileEventLog, LoggedEvent, PartialAppend, stream_key
+from app.overload import Overloaded
 from app.sessions.group_commit import Coalescer
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,20 @@ class OutcomeUnknown(StoreUnavailable):
     detail: ClassVar[str] = (
         "the event log did not confirm the write in time: the events may or may not have "
         "been recorded; resend them (an event with an event_id is recorded once)"
+    )
+
+
+class EventIdsFull(Overloaded):
+    """The embedded store remembers as many event ids as it may, none of them expired yet.
+
+    An id is never forgotten before its window ends (its resend would be logged
+    twice): events with new ids wait until the oldest ids expire.
+    """
+
+    reason: ClassVar[str] = "event_ids_full"
+    detail: ClassVar[str] = (
+        "the service remembers as many event ids as it may for deduplication; nothing was "
+        "recorded, retry later (events without an event_id are still taken)"
     )
 
 
@@ -422,11 +438,53 @@ class _MemorySession:
     expires: float = 0.0
 
 
-class MemorySessionStore:
-    """The embedded store: sessions in a dict, events in an append-only local file.
+#: Expired entries a tick of the embedded store's sweep drops at most, per table: when
+#: many visits end at once, no call holds the lock for long; the next calls take the rest
+#: (an expired entry is ignored on access from the moment it expires).
+SWEEP_MAX = 1000
 
-    Same semantics as the Redis store, for one process. Expired sessions and
-    event ids are dropped lazily on access and by a sweep at most once a second.
+V = TypeVar("V")
+
+
+def _drop_expired(
+    table: OrderedDict[str, V], expiry: Callable[[V], float], now: float, limit: int
+) -> None:
+    """Drop up to ``limit`` expired entries from the front of ``table``, kept in order of
+    expiry: the work is the entries dropped plus one, whatever the table's size."""
+    for _ in range(limit):
+        if not table:
+            return
+        value = table[next(iter(table))]
+        if expiry(value) > now:
+            return
+        table.popitem(last=False)
+
+
+def _session_expiry(s: _MemorySession) -> float:
+    return s.expires
+
+
+def _id_expiry(expires: float) -> float:
+    return expires
+
+
+class MemorySessionStore:
+    """The embedded store: sessions in memory, events in an append-only local file.
+
+    Same semantics as the Redis store, for one process, with two bounds of its own.
+    Visits are kept in the order of their last click, which is also the order in
+    which they expire (every click moves the expiry to now + TTL, on a monotonic
+    clock); event ids in the order they were taken, likewise their order of
+    expiry. So the expired entries are at the front of their table: each ingest
+    drops those, a bounded number (``SWEEP_MAX``), and never scans the rest; an
+    expired entry not dropped yet is ignored on access.
+
+    - ``max_sessions``: above it the least recently clicked visit is dropped.
+      A visit's state is a cache of its recent clicks (the event log holds
+      every click): dropped, the visit is answered as a new one.
+    - ``max_event_ids``: an id is remembered for its whole window, or a resend
+      would be logged twice; at the cap an event with a new id is refused whole
+      (``EventIdsFull``, a 503), nothing recorded.
     """
 
     def __init__(
@@ -435,28 +493,88 @@ class MemorySessionStore:
         ttl_seconds: int,
         max_items: int,
         event_id_ttl_seconds: int,
-        clock=time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
+        max_sessions: int = 100_000,
+        max_event_ids: int = 1_000_000,
     ) -> None:
         self.log = log
         self.ttl = ttl_seconds
         self.max_items = max_items
         self.eid_ttl = event_id_ttl_seconds
         self.clock = clock
-        self._sessions: dict[str, _MemorySession] = {}
-        self._event_ids: dict[str, float] = {}
+        self.max_sessions = max_sessions
+        self.max_event_ids = max_event_ids
+        self._sessions: OrderedDict[str, _MemorySession] = OrderedDict()  # last click first
+        self._event_ids: OrderedDict[str, float] = OrderedDict()  # id -> expiry, oldest first
         self._lock = threading.Lock()
-        self._next_sweep = 0.0
+        self.evicted = 0  # live visits dropped at the cap (for tests and the log)
+
+    @property
+    def sessions_held(self) -> int:
+        """Visits in memory, the expired ones not swept yet included."""
+        return len(self._sessions)
+
+    @property
+    def event_ids_held(self) -> int:
+        return len(self._event_ids)
 
     def _sweep(self, now: float) -> None:
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + 1.0
-        self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
-        self._event_ids = {k: t for k, t in self._event_ids.items() if t > now}
+        _drop_expired(self._sessions, _session_expiry, now, SWEEP_MAX)
+        _drop_expired(self._event_ids, _id_expiry, now, SWEEP_MAX)
 
     def _live(self, session_id: str, now: float) -> _MemorySession | None:
         s = self._sessions.get(session_id)
         return s if s is not None and s.expires > now else None
+
+    def _fresh(self, events: Sequence[LoggedEvent], now: float) -> tuple[list[bool], set[str]]:
+        """Per event, whether it is new; and the ids to remember (a repeat within the
+        batch is a duplicate too)."""
+        fresh: list[bool] = []
+        taken: set[str] = set()
+        for e in events:
+            eid = e.event_id
+            ok = eid is None or (eid not in taken and self._event_ids.get(eid, 0.0) <= now)
+            if ok and eid is not None:
+                taken.add(eid)
+            fresh.append(ok)
+        return fresh, taken
+
+    def _make_room_for_ids(self, ids: set[str], now: float) -> None:
+        """Room for ``ids`` beside the unexpired ids, or ``EventIdsFull`` (nothing changed
+        but expired ids dropped)."""
+
+        def over() -> int:
+            new = sum(i not in self._event_ids for i in ids)
+            return len(self._event_ids) + new - self.max_event_ids
+
+        if over() > 0:
+            _drop_expired(self._event_ids, _id_expiry, now, over())
+            if over() > 0:
+                raise EventIdsFull(f"{len(self._event_ids)} event ids held, none expired")
+
+    def _remember_ids(self, ids: set[str], now: float) -> None:
+        for eid in ids:
+            self._event_ids[eid] = now + self.eid_ttl
+            self._event_ids.move_to_end(eid)  # an expired one not swept yet, too
+
+    def _append(self, e: LoggedEvent, now: float) -> None:
+        """Add the click to its visit, now the most recently clicked one."""
+        s = self._live(e.session_id, now) or _MemorySession()
+        s.n += 1
+        s.items = [*s.items, e.item_id][-self.max_items :]
+        s.t = e.ts
+        s.expires = now + self.ttl
+        self._sessions[e.session_id] = s
+        self._sessions.move_to_end(e.session_id)
+        if len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+            self.evicted += 1
+            if self.evicted == 1:
+                log.warning(
+                    "the embedded store holds NEXTITEM_MAX_SESSIONS=%d visits: the least "
+                    "recently clicked ones are dropped (their clicks stay in the event log)",
+                    self.max_sessions,
+                )
 
     async def ingest(self, events: Sequence[LoggedEvent]) -> list[bool]:
         """Log the new events, then remember their ids and append them to their sessions.
@@ -467,14 +585,8 @@ class MemorySessionStore:
         with self._lock:
             now = self.clock()
             self._sweep(now)
-            fresh: list[bool] = []
-            taken: set[str] = set()  # ids of this batch, a repeat within it is a duplicate
-            for e in events:
-                eid = e.event_id
-                ok = eid is None or (eid not in taken and self._event_ids.get(eid, 0.0) <= now)
-                if ok and eid is not None:
-                    taken.add(eid)
-                fresh.append(ok)
+            fresh, taken = self._fresh(events, now)
+            self._make_room_for_ids(taken, now)
             try:
                 self.log.append(e for e, ok in zip(events, fresh, strict=True) if ok)
             except PartialAppend as exc:
@@ -483,17 +595,10 @@ class MemorySessionStore:
             except OSError as exc:
                 log.error("event log write failed, nothing recorded: %s", exc)
                 raise LogWriteFailed(str(exc)) from exc
-            for eid in taken:
-                self._event_ids[eid] = now + self.eid_ttl
+            self._remember_ids(taken, now)
             for e, ok in zip(events, fresh, strict=True):
-                if not ok:
-                    continue
-                s = self._live(e.session_id, now) or _MemorySession()
-                s.n += 1
-                s.items = [*s.items, e.item_id][-self.max_items :]
-                s.t = e.ts
-                s.expires = now + self.ttl
-                self._sessions[e.session_id] = s
+                if ok:
+                    self._append(e, now)
             return fresh
 
     async def get(self, session_id: str) -> SessionRecord | None:
