@@ -102,9 +102,17 @@ def evaluate_next_item(
     ties: TieMode = "standard",
     batch_size: int = 64,  # small batches keep the score rows in cache
     progress: bool = True,
+    by_repeat: bool = False,
 ) -> tuple[dict[str, float], float]:
-    """Recall@k and MRR@k over all targets; returns (metrics, seconds)."""
+    """Recall@k and MRR@k over all targets; returns (metrics, seconds).
+
+    ``by_repeat`` adds the same metrics over the targets clicked earlier in
+    their session (``<metric>_repeat``) and over the rest (``<metric>_new``),
+    and their share (``repeat_share``), as GRU4Rec's session walk reports them.
+    """
     metrics = RankMetrics(ks)
+    repeats = torch.from_numpy(task.repeats()) if by_repeat else None
+    groups = {"repeat": RankMetrics(ks), "new": RankMetrics(ks)}
     start = time.perf_counter()
     with (
         torch.inference_mode(),
@@ -112,8 +120,21 @@ def evaluate_next_item(
             total=len(task), desc="evaluate", unit="pred", disable=not progress, leave=False
         ) as bar,
     ):
+        done = 0
         for batch in task.batches(batch_size):
             scores = scorer.score(batch.items, batch.lengths)
-            metrics.add(target_ranks(scores, batch.targets, ties))
+            ranks = target_ranks(scores, batch.targets, ties)
+            metrics.add(ranks)
+            if repeats is not None:
+                again = repeats[done : done + len(ranks)]
+                groups["repeat"].add(ranks[again])
+                groups["new"].add(ranks[~again])
+            done += len(ranks)
             bar.update(len(batch.targets))
-    return metrics.result(), time.perf_counter() - start
+    result = metrics.result()
+    if repeats is not None:
+        result["repeat_share"] = float(repeats.double().mean())
+        for name, group in groups.items():
+            if group.n:
+                result.update({f"{k}_{name}": v for k, v in group.result().items()})
+    return result, time.perf_counter() - start

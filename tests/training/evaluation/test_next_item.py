@@ -60,3 +60,17 @@ def test_evaluate_by_hand() -> None:
     assert metrics["recall@5"] == pytest.approx(2 / 3)
     assert metrics["mrr@5"] == pytest.approx((1 + 1 / 3) / 3)
     assert metrics["mrr@1"] == pytest.approx(1 / 3)
+
+
+def test_evaluate_by_repeat_splits_the_targets() -> None:
+    # Session 5 6 5: target 6 after [5] is new (rank 1), 5 after [5, 6] is a repeat
+    # (predicted 7; 6, 8 and 9 score above 5 too: rank 5). Session 8 3: 3 is new (rank 7).
+    task = NextItemTask.from_sessions(sessions([[5, 6, 5], [8, 3]]))
+    metrics, _ = evaluate_next_item(
+        LastItemPlusOne(), task, ks=(5,), progress=False, batch_size=2, by_repeat=True
+    )
+    assert metrics["repeat_share"] == pytest.approx(1 / 3)
+    assert metrics["recall@5_repeat"] == 1.0 and metrics["mrr@5_repeat"] == pytest.approx(1 / 5)
+    assert metrics["recall@5_new"] == pytest.approx(1 / 2)
+    assert metrics["mrr@5_new"] == pytest.approx(1 / 2)
+    assert metrics["mrr@5"] == pytest.approx((1 + 1 / 5) / 3)
