@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import faiss
+import redis
 import torch
 from fastapi import FastAPI
 
@@ -34,7 +35,7 @@ from app.events.log import FileEventLog
 from app.jobs.queue import JobQueue, LocalJobQueue, RqJobQueue
 from app.jobs.store import job_store
 from app.metrics import Metrics
-from app.redis_client import sync_client
+from app.redis_client import memory_policy_warnings, sync_client
 from app.serving.hot_swap import ModelWatcher
 from app.serving.registry import ModelLoadError, ModelRegistry
 from app.serving.roster import Roster
@@ -83,6 +84,18 @@ def limit_threads(settings: Settings) -> None:
         faiss.omp_set_num_threads(settings.search_threads)
 
 
+def check_redis_memory(client: redis.Redis) -> None:
+    """Log what is wrong with Redis's memory settings; at start, and never fatal (Redis may
+    be down for now, or refuse INFO)."""
+    try:
+        warnings = memory_policy_warnings(client)
+    except redis.RedisError as exc:
+        log.info("could not read Redis's memory settings: %s", exc)
+        return
+    for warning in warnings:
+        log.warning("%s", warning)
+
+
 def make_job_queue(settings: Settings, app: FastAPI) -> JobQueue:
     """The retrain queue: rq on Redis, or a runner of child processes when embedded."""
     if app.state.redis_sync is not None:
@@ -115,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("starting without a model: %s", exc)
         app.state.service = Service(settings, store, registry, scorer, metrics)
         app.state.redis_sync = sync_client(settings) if settings.redis_url else None
+        if app.state.redis_sync is not None:
+            await asyncio.to_thread(check_redis_memory, app.state.redis_sync)
         app.state.jobs = job_store(settings, app.state.redis_sync)
         app.state.job_queue = make_job_queue(settings, app)
         watcher = ModelWatcher(registry, settings)

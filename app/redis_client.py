@@ -27,3 +27,27 @@ def sync_client(settings: Settings) -> redis.Redis:
         socket_connect_timeout=2,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def memory_policy_warnings(client: redis.Redis) -> list[str]:
+    """What is wrong with Redis's memory settings for this service, in words (none: fine).
+
+    Redis must refuse writes at a memory limit (``maxmemory`` with ``noeviction``):
+    the service then answers 503 and the client retries. Any eviction policy
+    drops logged events, event ids and visits without a word, and without a
+    limit Redis grows until its host kills it.
+    """
+    memory = client.info("memory")
+    policy, limit = memory.get("maxmemory_policy"), int(memory.get("maxmemory", 0))
+    found = []
+    if policy != "noeviction":
+        found.append(
+            f"Redis's maxmemory-policy is {policy}: at its memory limit it drops keys, logged "
+            "events and event ids among them; set maxmemory-policy noeviction"
+        )
+    if limit == 0:
+        found.append(
+            "Redis has no maxmemory: it grows until its host runs out of memory; set maxmemory "
+            "(with maxmemory-policy noeviction, writes past it are answered 503)"
+        )
+    return found

@@ -136,6 +136,15 @@ def test_redis_keeps_an_append_only_file_on_a_volume() -> None:
     assert "redis-cli" in redis["healthcheck"]["test"]
 
 
+def test_redis_has_a_memory_limit_and_never_evicts() -> None:
+    """At its limit Redis must refuse writes (the service answers 503), not evict: any
+    eviction policy silently drops logged events, event ids and visits."""
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    limit = command[command.index("--maxmemory") + 1]
+    assert re.fullmatch(r"\$\{REDIS_MAXMEMORY:-\d+[kmg]b\}", limit), limit
+
+
 def test_api_worker_and_trainer_share_one_model_volume_and_one_redis() -> None:
     dirs = {SERVICES[name]["environment"]["NEXTITEM_MODEL_DIR"] for name in MODEL_USERS}
     assert len(dirs) == 1

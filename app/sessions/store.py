@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.events.log import FileEventLog, LoggedEvent, PartialAppend, stream_key
@@ -91,6 +91,19 @@ class EventIdsFull(Overloaded):
     detail: ClassVar[str] = (
         "the service remembers as many event ids as it may for deduplication; nothing was "
         "recorded, retry later (events without an event_id are still taken)"
+    )
+
+
+class RedisFull(Overloaded):
+    """Redis is at its memory limit (``maxmemory`` with ``noeviction``) and refused the call.
+
+    A script is refused at its first write that needs memory, before it wrote
+    anything, so nothing of the call was recorded.
+    """
+
+    reason: ClassVar[str] = "redis_full"
+    detail: ClassVar[str] = (
+        "the event store (Redis) is at its memory limit; nothing was recorded, retry later"
     )
 
 
@@ -340,8 +353,10 @@ class RedisSessionStore:
                 error = exc
                 break
             return [bool(f) for f in fresh]
-        if may_have_run:
+        if may_have_run:  # an earlier try may still run, whatever this one was told
             raise OutcomeUnknown(str(error)) from error
+        if isinstance(error, OutOfMemoryError):
+            raise RedisFull(str(error)) from error
         raise StoreUnavailable(str(error)) from error
 
     async def _run_ingest(self, keys: list[str], args: list[str | int | float]) -> list[int]:

@@ -1,0 +1,184 @@
+"""Redis at its bounds: its memory limit (``maxmemory``, ``noeviction``) and the event
+stream's length. Ingestion answers 503 with Retry-After and writes nothing of the refused
+call; nothing is evicted or trimmed to make room.
+
+The memory limit is set on a redis-server of the test's own (the shared server's
+configuration is never changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from app.events.log import LoggedEvent
+from app.sessions.store import RedisFull, RedisSessionStore
+from app.settings import Settings
+from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+
+needs_redis_server = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="no redis-server"
+)
+
+STREAM = "nextitem:events"
+
+
+class TinyRedis:
+    """A redis-server of this test, on a free port, with a memory limit set after start."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                if self.client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def limit(self, room: int) -> None:
+        """Allow ``room`` bytes above what the server uses now (0: no limit)."""
+        used = int(self.client.info("memory")["used_memory"])
+        self.client.config_set("maxmemory", used + room if room else 0)
+
+    def kill(self) -> None:
+        self.client.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def tiny_redis(tmp_path: Path) -> Iterator[TinyRedis]:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = TinyRedis(folder)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def _batch(k: int, size: int = 50) -> list[LoggedEvent]:
+    return [LoggedEvent(f"v{k}", str(i), 1.5, "view", f"b{k}-{i}") for i in range(size)]
+
+
+@needs_redis_server
+def test_redis_at_its_memory_limit_refuses_whole_calls(tiny_redis: TinyRedis) -> None:
+    """Batches go in until Redis is full; the refused one left nothing (no entry, no
+    visit, no event id), and once there is room again its resend is logged, not a repeat."""
+    tiny_redis.limit(300_000)
+    store = RedisSessionStore(tiny_redis.url, "nextitem", 600, 50, 600)
+
+    async def run() -> None:
+        try:
+            for k in range(10_000):
+                try:
+                    assert await store.ingest(_batch(k)) == [True] * 50
+                except RedisFull as exc:
+                    refused = k
+                    assert "memory" in exc.detail and "nothing was recorded" in exc.detail
+                    break
+            else:
+                pytest.fail("Redis never reached its limit")
+            assert refused > 0
+            assert tiny_redis.client.xlen(STREAM) == 50 * refused  # whole batches only
+            assert await store.get(f"v{refused}") is None
+            assert not tiny_redis.client.exists(f"nextitem:eid:b{refused}-0")
+            tiny_redis.limit(0)
+            assert await store.ingest(_batch(refused)) == [True] * 50
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+@needs_redis_server
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_redis_full_is_a_503_with_retry_after(
+    tiny_redis: TinyRedis, tmp_path: Path, fast_path: bool
+) -> None:
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(
+        model_dir=model_dir, redis_url=tiny_redis.url, retry_after_seconds=3, fast_path=fast_path
+    )
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url) as http:
+        click = {"session_id": "s", "item_id": item_id(1), "event_id": "e1"}
+        assert http.post("/v1/events", json=click).status_code == 202
+        tiny_redis.client.config_set("maxmemory", 1)  # below what it holds: full
+        body = json.dumps({**click, "event_id": "e2"}).encode()
+        refused = http.post(
+            "/v1/events", content=body, headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "3"
+        assert "memory" in refused.json()["detail"]
+        assert http.post("/v1/events/batch", json={"events": [click]}).status_code == 503
+        assert http.get("/readyz").status_code == 200  # full is not down
+        tiny_redis.limit(0)
+        assert (
+            http.post(
+                "/v1/events", content=body, headers={"content-type": "application/json"}
+            ).json()["status"]
+            == "logged"
+        )
+        assert tiny_redis.client.xlen(STREAM) == 2
+
+
+@needs_redis_server
+def test_a_redis_that_evicts_or_has_no_limit_is_named_at_start(
+    tiny_redis: TinyRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An eviction policy drops logged events, event ids and visits without a word, and a
+    Redis without a memory limit grows until its host kills it: the service says so."""
+    from app.redis_client import memory_policy_warnings
+
+    tiny_redis.client.config_set("maxmemory-policy", "allkeys-lru")
+    tiny_redis.limit(10_000_000)
+    (warning,) = memory_policy_warnings(tiny_redis.client)
+    assert "allkeys-lru" in warning and "noeviction" in warning
+    tiny_redis.client.config_set("maxmemory-policy", "noeviction")
+    tiny_redis.limit(0)
+    (warning,) = memory_policy_warnings(tiny_redis.client)
+    assert "maxmemory" in warning
+    tiny_redis.limit(10_000_000)
+    assert memory_policy_warnings(tiny_redis.client) == []
+
+    tiny_redis.client.config_set("maxmemory-policy", "volatile-ttl")
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    with (
+        caplog.at_level("WARNING"),
+        LiveServer(Settings(model_dir=model_dir, redis_url=tiny_redis.url)),
+    ):
+        pass
+    assert any("volatile-ttl" in r.getMessage() for r in caplog.records)
