@@ -73,6 +73,7 @@ def make_store(settings: Settings) -> SessionStore:
         event_id_ttl_seconds=settings.event_id_ttl_seconds,
         timeout_seconds=settings.redis_timeout_seconds,
         durability=settings.durability,
+        max_stream_events=settings.max_stream_events,
     )
 
 

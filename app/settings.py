@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "whole window (forgotten, its resend would be logged twice), so at the cap an event with "
         "a new event_id is refused with 503 and Retry-After until older ids expire",
     )
+    max_stream_events: int = Field(
+        5_000_000,
+        ge=1,
+        description="with Redis: events the stream may hold that no retrain has archived yet "
+        "(about 70 bytes each); at the bound ingestion is refused with 503 and Retry-After until "
+        "a retrain moves them to the archive (never trimmed unarchived). Keep it well within "
+        "Redis's maxmemory, beside the visits and event ids",
+    )
     max_session_items: int = Field(
         50, ge=1, le=10_000, description="recent items kept per session (state rebuilds, exclusion)"
     )

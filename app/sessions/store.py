@@ -107,6 +107,20 @@ class RedisFull(Overloaded):
     )
 
 
+class StreamFull(Overloaded):
+    """The event stream holds ``max_stream_events`` events no retrain has archived yet.
+
+    Nothing is trimmed before it is archived: ingestion waits for a retrain,
+    which moves the stream's events to the archive and trims them.
+    """
+
+    reason: ClassVar[str] = "stream_full"
+    detail: ClassVar[str] = (
+        "the event log holds as many events as it may until a retrain archives them; "
+        "nothing was recorded, retry later"
+    )
+
+
 @dataclass(frozen=True)
 class SessionRecord:
     n_events: int
@@ -148,8 +162,9 @@ def _refused(exc: Exception) -> bool:
 # One call appends a whole batch, once: KEYS[2] names the call (a random token the store
 # draws before its first try) and keeps its answer, so a retry of a call that already ran
 # returns that answer and logs nothing again. KEYS: stream, call, then (session, state,
-# event-id key) per event. ARGV: ttl, max items, event-id ttl, call ttl, then (session,
-# item, ts, type, event_id or "") per event.
+# event-id key) per event. ARGV: ttl, max items, event-id ttl, call ttl, max stream length,
+# then (session, item, ts, type, event_id or "") per event. A stream holding the max length
+# or more (events no retrain has archived yet) takes nothing: the answer is STREAM_FULL.
 _INGEST = """
 local done = redis.call('GET', KEYS[2])
 if done then
@@ -159,10 +174,11 @@ if done then
   for e = 1, #done do out[e] = tonumber(string.sub(done, e, e)) end
   return out
 end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[5]) then return -1 end
 local ttl, cap, eid_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
 for e = 1, (#KEYS - 2) / 3 do
-  local skey, vkey, dkey, a = KEYS[3 * e], KEYS[3 * e + 1], KEYS[3 * e + 2], 4 + (e - 1) * 5
+  local skey, vkey, dkey, a = KEYS[3 * e], KEYS[3 * e + 1], KEYS[3 * e + 2], 5 + (e - 1) * 5
   local sid, item, ts, etype, eid = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local fresh = 1
   if eid ~= '' and not redis.call('SET', dkey, '1', 'NX', 'EX', eid_ttl) then fresh = 0 end
@@ -191,6 +207,8 @@ end
 redis.call('SET', KEYS[2], table.concat(out), 'EX', ARGV[4])
 return out
 """
+
+STREAM_FULL = -1  # the ingest script's answer when the stream is at its bound
 
 # Compare-and-set of cached states, for several sessions in one call.
 # KEYS: (session, state) per session; ARGV: (version, state, covers) per session.
@@ -265,6 +283,7 @@ class RedisSessionStore:
         event_id_ttl_seconds: int,
         timeout_seconds: float = 0.5,
         durability: Literal["everysec", "always"] = "everysec",
+        max_stream_events: int = 5_000_000,
     ) -> None:
         # One immediate retry: after a Redis restart the first command on a pooled
         # connection fails, and the retry reconnects, so recovery needs no action.
@@ -290,6 +309,7 @@ class RedisSessionStore:
         self.max_items = max_items
         self.eid_ttl = event_id_ttl_seconds
         self.stream = stream_key(prefix)
+        self.max_stream_events = max_stream_events
         # ``always``: each ingest call waits for the AOF's fsync, in the same round trip;
         # False once the server showed it cannot (no WAITAOF, or the AOF off)
         self._wait_aof = durability == "always"
@@ -331,16 +351,24 @@ class RedisSessionStore:
         ``CALL_TRACE_SECONDS`` (it outlives a stall that long between the two);
         a retry's, as long as an event id, so a first try stuck in the network
         that arrives later still logs nothing. If every try fails, the answer
-        says whether one may have run (``OutcomeUnknown``) or none reached Redis.
+        says whether one may have run (``OutcomeUnknown``) or none reached Redis;
+        a call refused at a bound (the stream's length, Redis's memory) wrote
+        nothing and says which (``Overloaded``), unless an earlier try may yet run.
         """
         keys = [self.stream, f"{self.prefix}:call:{secrets.token_hex(12)}"]
-        args: list[str | int | float] = [self.ttl, self.max_items, self.eid_ttl, 0]
+        args: list[str | int | float] = [
+            self.ttl,
+            self.max_items,
+            self.eid_ttl,
+            0,
+            self.max_stream_events,
+        ]
         for e in events:
             sid = e.session_id
             keys += [self.key(sid), self.state_key(sid), self._event_id_key(e.event_id)]
             args += [sid, e.item_id, repr(e.ts), e.event_type, e.event_id or ""]
         may_have_run = False
-        error: RedisError | None = None
+        error: Exception | None = None
         for call_ttl in (CALL_TRACE_SECONDS, max(self.eid_ttl, CALL_TRACE_SECONDS)):
             args[3] = call_ttl
             try:
@@ -352,15 +380,21 @@ class RedisSessionStore:
             except RedisError as exc:  # an error reply: Redis refused the script
                 error = exc
                 break
-            return [bool(f) for f in fresh]
+            if fresh != STREAM_FULL:
+                return [bool(f) for f in fresh]
+            error = StreamFull(f"{self.max_stream_events} events in {self.stream}")
+            break
         if may_have_run:  # an earlier try may still run, whatever this one was told
             raise OutcomeUnknown(str(error)) from error
+        if isinstance(error, StreamFull):
+            raise error
         if isinstance(error, OutOfMemoryError):
             raise RedisFull(str(error)) from error
         raise StoreUnavailable(str(error)) from error
 
-    async def _run_ingest(self, keys: list[str], args: list[str | int | float]) -> list[int]:
-        """The ingest script; under ``always``, with ``WAITAOF`` in the same round trip.
+    async def _run_ingest(self, keys: list[str], args: list[str | int | float]) -> list[int] | int:
+        """The ingest script (its answer: per event 1 = logged, 0 = a repeat; or
+        ``STREAM_FULL``); under ``always``, with ``WAITAOF`` in the same round trip.
 
         WAITAOF answers once the server's AOF holds every write of this connection
         so far on disk, this call's included. Unconfirmed in time, the call counts

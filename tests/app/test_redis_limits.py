@@ -20,8 +20,10 @@ import httpx
 import pytest
 import redis
 
-from app.events.log import LoggedEvent
-from app.sessions.store import RedisFull, RedisSessionStore
+from app.events.archive import EventArchive
+from app.events.log import LoggedEvent, stream_key
+from app.events.snapshot import redis_snapshot
+from app.sessions.store import RedisFull, RedisSessionStore, StreamFull
 from app.settings import Settings
 from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
 
@@ -85,6 +87,10 @@ def tiny_redis(tmp_path: Path) -> Iterator[TinyRedis]:
         yield server
     finally:
         server.kill()
+
+
+def ev(session: str, item: int, event_id: str | None = None) -> LoggedEvent:
+    return LoggedEvent(session, str(item), 1.5, "view", event_id)
 
 
 def _batch(k: int, size: int = 50) -> list[LoggedEvent]:
@@ -182,3 +188,46 @@ def test_a_redis_that_evicts_or_has_no_limit_is_named_at_start(
     ):
         pass
     assert any("volatile-ttl" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_stream_refuses_ingestion_until_a_retrain_archives_it(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """The stream holds what no retrain has archived yet: past its bound, ingestion is
+    refused (503) and nothing is trimmed; the archive makes room again."""
+    store = RedisSessionStore(redis_url, redis_prefix, 600, 50, 600, max_stream_events=10)
+    client = redis.Redis.from_url(redis_url)
+    stream = stream_key(redis_prefix)
+
+    async def run() -> None:
+        try:
+            assert await store.ingest([ev(f"s{i}", i) for i in range(6)]) == [True] * 6
+            # a call that starts under the bound goes in whole
+            assert await store.ingest([ev("t", i, f"e{i}") for i in range(6)]) == [True] * 6
+            with pytest.raises(StreamFull) as refused:
+                await store.ingest([ev("t", 7, "e7"), ev("u", 8)])
+            assert "nothing was recorded" in refused.value.detail
+            assert client.xlen(stream) == 12  # nothing trimmed, nothing added
+            assert (await store.get("t")).n_events == 6 and await store.get("u") is None
+            assert not client.exists(f"{redis_prefix}:eid:e7")
+            archived = redis_snapshot(client, redis_prefix, EventArchive(tmp_path / "archive"))
+            assert len(archived) == 12 and client.xlen(stream) == 0
+            assert await store.ingest([ev("t", 7, "e7"), ev("u", 8)]) == [True, True]
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_full_stream_is_a_503(redis_url: str, redis_prefix: str, tmp_path: Path) -> None:
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(
+        model_dir=model_dir, redis_url=redis_url, key_prefix=redis_prefix, max_stream_events=1
+    )
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url) as http:
+        click = {"session_id": "s", "item_id": item_id(1)}
+        assert http.post("/v1/events", json=click).status_code == 202
+        refused = http.post("/v1/events", json=click)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "retrain" in refused.json()["detail"]
