@@ -172,6 +172,12 @@ class Settings(BaseSettings):
         0.1, gt=0, lt=1, description="newest share of the sessions a retrain is evaluated on"
     )
     job_timeout_seconds: int = Field(3 * 3600, ge=60, description="a retrain job is stopped after")
+    max_finished_jobs: int = Field(
+        500,
+        ge=1,
+        description="finished retrain jobs whose records are kept (the newest); when a job "
+        "finishes, older finished records are removed; queued and running jobs are always kept",
+    )
 
     @field_validator("redis_url")
     @classmethod

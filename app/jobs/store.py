@@ -3,7 +3,9 @@
 The API creates a record, the worker updates it (state, progress, metrics, the
 version it wrote, its error): in Redis (``<prefix>:job:<id>``, plus the sorted
 set ``<prefix>:jobs`` of recent ids) when the service runs on Redis, in JSON
-files next to the checkpoints when it runs embedded.
+files next to the checkpoints when it runs embedded. Either keeps the newest
+``max_finished`` finished jobs (by creation) and every unfinished one: when a
+job finishes, older finished records go, so neither grows without end.
 
 One retrain of a model kind at a time: ``create`` refuses a job while another
 of the same kind is unfinished (``RetrainRunning``, a 409), so two admins, or
@@ -17,6 +19,7 @@ state, when the record is gone (expired), or after ``lock_seconds``.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -114,11 +117,13 @@ class RedisJobStore(_RewriteOnUpdate):
         prefix: str,
         keep_seconds: int = 30 * 86_400,
         lock_seconds: int = 86_400,
+        max_finished: int = 500,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.keep = keep_seconds
         self.lock_seconds = lock_seconds
+        self.max_finished = max_finished
         self.index = f"{prefix}:jobs"
         self._create = client.register_script(_CREATE)
         self._release = client.register_script(_RELEASE)
@@ -153,6 +158,28 @@ class RedisJobStore(_RewriteOnUpdate):
         self.client.set(self._key(record.job_id), record.model_dump_json(), ex=self.keep)
         if record.state in FINISHED:
             self._release(keys=[self.lock_key(record.request.model)], args=[record.job_id])
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop all but the newest ``max_finished`` finished jobs from the index, and their
+        records; ids whose record expired go too. Unfinished jobs stay, however old.
+
+        Reads every indexed record, so it runs when a job finishes, not per request.
+        """
+        ids = [i.decode() for i in self.client.zrevrange(self.index, 0, -1)]
+        if not ids:
+            return
+        raws = self.client.mget([self._key(i) for i in ids])
+        expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        finished = [
+            i
+            for i, raw in zip(ids, raws, strict=True)
+            if raw is not None and json.loads(raw)["state"] in FINISHED
+        ]
+        drop = expired + finished[self.max_finished :]
+        if drop:
+            self.client.zrem(self.index, *drop)
+            self.client.delete(*[self._key(i) for i in drop])
 
     def recent(self, n: int = 20) -> list[JobRecord]:
         ids = self.client.zrevrange(self.index, 0, n - 1)
@@ -167,8 +194,9 @@ class FileJobStore(_RewriteOnUpdate):
     unfinished jobs of a kind and the creation one step.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_finished: int = 500) -> None:
         self.directory = directory
+        self.max_finished = max_finished
         directory.mkdir(parents=True, exist_ok=True)
         self._creating = threading.Lock()
 
@@ -194,6 +222,14 @@ class FileJobStore(_RewriteOnUpdate):
         with os.fdopen(fd, "w") as f:
             f.write(record.model_dump_json())
         os.replace(tmp, self._path(record.job_id))
+        if record.state in FINISHED:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Remove all but the newest ``max_finished`` finished records; unfinished ones stay."""
+        finished = [r for r in self._records() if r.state in FINISHED]
+        for record in finished[self.max_finished :]:
+            self._path(record.job_id).unlink(missing_ok=True)
 
     def get(self, job_id: str) -> JobRecord | None:
         try:
@@ -202,15 +238,28 @@ class FileJobStore(_RewriteOnUpdate):
             return None
 
     def recent(self, n: int = 20) -> list[JobRecord]:
-        records = [
-            JobRecord.model_validate_json(p.read_text()) for p in self.directory.glob("*.json")
-        ]
-        return sorted(records, key=lambda r: r.created, reverse=True)[:n]
+        return self._records()[:n]
+
+    def _records(self) -> list[JobRecord]:
+        """Every record, newest first (a record removed meanwhile, by another process's
+        trim, is left out)."""
+        records = []
+        for path in self.directory.glob("*.json"):
+            try:
+                records.append(JobRecord.model_validate_json(path.read_text()))
+            except FileNotFoundError:
+                continue
+        return sorted(records, key=lambda r: r.created, reverse=True)
 
 
 def job_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
     if settings.redis_url is None:
-        return FileJobStore(settings.model_dir / "jobs")
+        return FileJobStore(settings.model_dir / "jobs", max_finished=settings.max_finished_jobs)
     # a kind's lock outlasts a job that waited in the queue and then ran to its timeout
     lock = 2 * settings.job_timeout_seconds + 3600
-    return RedisJobStore(client or sync_client(settings), settings.key_prefix, lock_seconds=lock)
+    return RedisJobStore(
+        client or sync_client(settings),
+        settings.key_prefix,
+        lock_seconds=lock,
+        max_finished=settings.max_finished_jobs,
+    )

@@ -52,6 +52,42 @@ def test_redis_job_store(redis_url: str, redis_prefix: str) -> None:
     _exercise_store(RedisJobStore(redis.Redis.from_url(redis_url), redis_prefix))
 
 
+def _exercise_trim(store) -> None:
+    """Five finished jobs and two unfinished ones, the unfinished oldest: the store keeps
+    the two newest finished jobs and both unfinished ones, however old."""
+    running = new_job(RetrainRequest(model="comirec-sa"))
+    store.create(running)
+    store.update(running.job_id, state="running")
+    time.sleep(0.01)
+    queued = new_job(RetrainRequest(model="mind"))
+    store.create(queued)
+    finished = []
+    for state in ("succeeded", "rejected", "failed", "succeeded", "failed"):
+        time.sleep(0.01)
+        job = new_job(RetrainRequest())
+        store.create(job)
+        store.update(job.job_id, state="running")
+        store.update(job.job_id, state=state)
+        finished.append(job.job_id)
+    kept = [r.job_id for r in store.recent(100)]
+    assert kept == [finished[4], finished[3], queued.job_id, running.job_id]
+    assert store.get(finished[0]) is None
+    store.update(running.job_id, state="succeeded")  # now the oldest finished job: it goes
+    assert [r.job_id for r in store.recent(100)] == [finished[4], finished[3], queued.job_id]
+
+
+def test_file_job_store_keeps_the_newest_finished_jobs(tmp_path: Path) -> None:
+    _exercise_trim(FileJobStore(tmp_path / "jobs", max_finished=2))
+    assert len(list((tmp_path / "jobs").glob("*.json"))) == 3
+
+
+def test_redis_job_store_keeps_the_newest_finished_jobs(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    _exercise_trim(RedisJobStore(client, redis_prefix, max_finished=2))
+    assert client.zcard(f"{redis_prefix}:jobs") == 3
+    assert len(list(client.scan_iter(match=f"{redis_prefix}:job:*"))) == 3
+
+
 class _DeadQueue:
     def failure(self, job_id: str) -> str | None:
         return "the worker reported the job failed: killed"
