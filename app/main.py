@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             threads=settings.search_workers,
             metrics=metrics,
             split_seconds=settings.search_split_seconds,
+            max_pending=settings.search_queue_max,
         )
         try:
             await asyncio.to_thread(registry.load_current)

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="scoring threads: one computes queries while another searches "
         "(the search releases the interpreter lock)",
     )
+    search_queue_max: int = Field(
+        256,
+        ge=1,
+        description="requests waiting for the scoring threads or being scored, per process; one "
+        "more is answered 503 with Retry-After at once instead of waiting behind them all",
+    )
     search_split_seconds: float = Field(
         0.003,
         ge=0,

@@ -25,6 +25,11 @@ thread busy for milliseconds while the other waits: split, the two search side
 by side and every visit of the batch is answered sooner. Cheap batches stay
 whole: for a GRU4Rec visit the event loop is the bottleneck, and each extra
 batch is one more hand-over to it.
+
+``max_pending`` bounds the jobs of async callers waiting for a thread or being
+scored: one more is refused at once (``ScorerBusy``, a 503 with Retry-After)
+rather than queued behind them, since past the bound every request would only
+wait longer and the queue would grow for as long as the overload lasts.
 """
 
 from __future__ import annotations
@@ -38,14 +43,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from app.metrics import Metrics
+from app.overload import Overloaded
 from app.serving.registry import ServingModel
 
 log = logging.getLogger(__name__)
+
+
+class ScorerBusy(Overloaded):
+    """The scoring threads have ``max_pending`` jobs waiting or in progress."""
+
+    reason: ClassVar[str] = "scorer_busy"
+    detail: ClassVar[str] = "the service is busy scoring other requests; retry later"
 
 
 @dataclass
@@ -78,11 +91,15 @@ class Scorer:
         threads: int = 1,
         metrics: Metrics | None = None,
         split_seconds: float = 0.003,
+        max_pending: int | None = None,
     ) -> None:
-        """``on_start`` runs first in each scoring thread (OpenMP thread limits are per thread)."""
+        """``on_start`` runs first in each scoring thread (OpenMP thread limits are per thread);
+        ``max_pending``: jobs of async callers waiting or being scored (None: no bound)."""
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending = 0  # jobs submitted and not yet scored (under ``_counting``)
         self.split_seconds = split_seconds
         self._on_start = on_start
         self._metrics = metrics
@@ -100,12 +117,20 @@ class Scorer:
             thread.start()
 
     def submit(self, job: ScoreJob) -> Future:
+        """For thread callers (start-up checks, tests): never refused."""
         job.future = Future()
+        with self._counting:
+            self._pending += 1
         self._queue.put(job)
         return job.future
 
     async def score(self, job: ScoreJob) -> Any:
-        """The job's result, for a caller on an event loop."""
+        """The job's result, for a caller on an event loop; ``ScorerBusy`` at once when
+        ``max_pending`` jobs are waiting or being scored."""
+        with self._counting:
+            if self.max_pending is not None and self._pending >= self.max_pending:
+                raise ScorerBusy(f"{self._pending} jobs waiting or being scored")
+            self._pending += 1
         job.waiter = asyncio.get_running_loop().create_future()
         self._queue.put(job)
         return await job.waiter
@@ -159,6 +184,7 @@ class Scorer:
                 outcomes += [(job, None, exc) for job in jobs if id(job) not in done]
             busy = time.perf_counter() - start
             with self._counting:
+                self._pending -= len(jobs)
                 self.batches += 1
                 self.jobs += len(jobs)
                 self._job_seconds += 0.1 * (busy / len(jobs) - self._job_seconds)

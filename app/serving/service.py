@@ -195,7 +195,11 @@ class Service:
         return ScoreJob(sm, prepare, min(per_interest, sm.index.size), finish), new_state
 
     async def _score(self, job: ScoreJob) -> Ranked:
-        return await self.scorer.score(job)
+        try:
+            return await self.scorer.score(job)
+        except Overloaded as exc:  # the scoring threads' queue is full: a 503 at once
+            self.metrics.overloads.labels(exc.reason).inc()
+            raise
 
     async def for_session(self, session_id: str, q: Query) -> Answer:
         sm = self.model()
