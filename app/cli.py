@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,6 +28,12 @@ cli = typer.Typer(
     add_completion=False,
 )
 console = Console()
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options that come from the settings: its own concurrency limit, over
+    which it answers 503 before a request reaches the application."""
+    return {"limit_concurrency": settings.limit_concurrency}
 
 
 @cli.command()
@@ -71,6 +78,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **server_options(settings),
     )
 
 

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         description="requests waiting for the scoring threads or being scored, per process; one "
         "more is answered 503 with Retry-After at once instead of waiting behind them all",
     )
+    limit_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="uvicorn's limit per process on open connections and requests in progress "
+        "(each counts): past it uvicorn itself answers 503 (plain text, no Retry-After, the "
+        "connection closed) before the service sees the request. The outer guard: keep it "
+        "above the connections clients and load balancers hold open",
+    )
     search_split_seconds: float = Field(
         0.003,
         ge=0,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import uvicorn
 
+from app.cli import server_options
 from app.main import create_app
 from app.settings import Settings
 from models.gru4rec import GRU4Rec
@@ -65,7 +66,13 @@ class LiveServer:
         self.app = create_app(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            **server_options(settings),  # as ``nextitem-server serve`` runs it
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -10,6 +10,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.settings import Settings
 from tests.app.support import write_tiny_checkpoint
 
 
@@ -38,7 +39,19 @@ def test_serve_bootstraps_a_first_model_through_the_trainer_then_runs_uvicorn(
     assert children[0][1:4] == ["-m", "training.cli", "bootstrap"]  # a child process, not an import
     assert calls["target"] == "app.main:create_app" and calls["factory"] is True
     assert (calls["host"], calls["port"], calls["workers"]) == ("127.0.0.1", 8123, 1)
+    assert calls["limit_concurrency"] == Settings().limit_concurrency  # uvicorn's own 503 above
     assert (tmp_path / "models" / "CURRENT").is_file()
+
+
+def test_serve_hands_the_concurrency_limit_to_uvicorn(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_tiny_checkpoint(tmp_path / "models")
+    calls: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.update(kw))
+    monkeypatch.setenv("NEXTITEM_LIMIT_CONCURRENCY", "50")
+    assert runner.invoke(cli, ["serve"]).exit_code == 0
+    assert calls["limit_concurrency"] == 50
 
 
 def test_serve_stops_when_the_bootstrap_fails(

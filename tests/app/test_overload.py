@@ -235,3 +235,24 @@ def test_four_times_capacity_gets_fast_503s_and_the_accepted_stay_quick(
         assert response.headers["retry-after"] == "2" and "busy" in response.json()["detail"]
     # a refusal waits for no scoring (queued, it would wait for three at least)
     assert max(t for t, _ in refused) < JOB_SECONDS, sorted(t for t, _ in refused)
+
+
+def test_uvicorn_answers_503_itself_past_the_concurrency_limit(
+    slow_scoring: None, tmp_path: Path
+) -> None:
+    """Past NEXTITEM_LIMIT_CONCURRENCY open connections or requests in progress, uvicorn
+    answers 503 before the application sees the request (its own plain answer, without
+    Retry-After); within it, every request is served."""
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(model_dir=model_dir, search_workers=1, limit_concurrency=4)
+    with LiveServer(settings) as srv:
+        click = {"session_id": "v", "item_id": item_id(3)}
+        assert httpx.post(f"{srv.url}/v1/events", json=click).status_code == 202
+        paths = ["/v1/sessions/v/recommendations"] * 8
+        burst = asyncio.run(_timed_gets(srv.url, paths, waves=1))
+        one_by_one = asyncio.run(_timed_gets(srv.url, paths[:1], waves=3))
+    refused = [t for status, t, _ in burst if status == 503]
+    assert refused and {status for status, _, _ in burst} <= {200, 503}
+    assert max(refused) < JOB_SECONDS  # answered without waiting for the scoring
+    assert [status for status, _, _ in one_by_one] == [200] * 3
