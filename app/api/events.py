@@ -14,7 +14,12 @@ router = APIRouter(prefix="/v1/events", tags=["events"], **shop_key.GUARD)
 
 _ERRORS = {
     413: {"model": Problem, "description": "body or batch too large"},
-    503: {"model": Problem, "description": "event log unreachable: retry after Retry-After"},
+    503: {
+        "model": Problem,
+        "description": "event log unreachable, or at a bound (Redis's memory, the stream's "
+        "length, the event ids remembered): nothing recorded unless the detail says it may "
+        "have been; retry after Retry-After",
+    },
 }
 
 

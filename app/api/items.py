@@ -16,7 +16,14 @@ router = APIRouter(prefix="/v1/items", tags=["items"], **shop_key.GUARD)
 @router.get(
     "/{item_id}/similar",
     response_model=Recommendations,
-    responses={404: {"model": Problem, "description": "item not in the model's catalog"}},
+    responses={
+        404: {"model": Problem, "description": "item not in the model's catalog"},
+        503: {
+            "model": Problem,
+            "description": "no model loaded yet, or the scoring threads are busy: retry after "
+            "Retry-After",
+        },
+    },
 )
 async def similar_items(
     item_id: ItemIdPath,

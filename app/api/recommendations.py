@@ -19,7 +19,11 @@ DIVERSITY_MAX = 10.0  # the greedy aggregator's lambda; the fast path keeps to t
 
 _ERRORS = {
     413: {"model": Problem, "description": "too many items in the request"},
-    503: {"model": Problem, "description": "no model loaded yet"},
+    503: {
+        "model": Problem,
+        "description": "no model loaded yet, or the scoring threads are busy: retry after "
+        "Retry-After",
+    },
 }
 
 
