@@ -117,7 +117,7 @@ class Scorer:
             thread.start()
 
     def submit(self, job: ScoreJob) -> Future:
-        """For thread callers (start-up checks, tests): never refused."""
+        """For callers on a thread of their own (they wait for the future): never refused."""
         job.future = Future()
         with self._counting:
             self._pending += 1
