@@ -11,7 +11,7 @@ import pytest
 from models.session_knn import STAN, VSKNN, SKNNConfig
 from tests.conftest import needs_shared_data, run_cli
 from training.data.sessions import Sessions
-from training.params import ParamError
+from training.params import ParamError, read_params
 from training.session_knn import KNN_MODELS, knn_setup
 
 TRAIN = ["1 2 3", "2 3 4 5", "1 3 5", "4 5 6", "1 2", "3 6 2", "5 6 1 2", "2 4"]
@@ -34,6 +34,8 @@ def test_the_bundled_files_are_the_config_defaults(name: str) -> None:
 
 def test_parameters_are_checked_before_the_data() -> None:
     assert knn_setup("vsknn", {"k": "50", "weighting": "quadratic"}).config.k == 50
+    tuned = knn_setup("stan", read_params("stan_diginetica_tuned"))
+    assert (tuned.config.k, tuned.config.lambda_2, tuned.sessions_per_day) == (200, 80.0, 1280.0)
     with pytest.raises(ParamError, match="k must be at least 1"):
         knn_setup("sknn", {"k": 0})
     with pytest.raises(ParamError, match="unknown"):
