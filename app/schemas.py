@@ -2,30 +2,101 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
+    StrictBool,
+    StrictFloat,
     StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from app.jobs.params import MAX_KEYS, check_params
+from app.jobs.params import check_params, params_json_schema
 from models.registry import retrainable_kinds
 
 # Identifiers are printable text without control characters, so that the session
 # store can keep a visit's item list as newline-separated text.
 _ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_ID_PATTERN)]
-# Shops send catalog ids as strings or integers; both name the same item ("42" == 42).
-ItemId = Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)] | Identifier
 EventType = Literal["view", "cart", "purchase"]
 Fallback = Literal["new_session", "no_known_items", "store_unavailable"]
+
+
+# Numbers and booleans of request bodies are what the spec says, nothing more: pydantic's lax
+# mode would also read ``true`` as 1 and ``"5"`` as 5, which a JSON Schema ``number``,
+# ``integer`` or ``boolean`` does not allow (the conformance tests send both). Request bodies
+# use ``StrictFloat`` (which takes 3 as 3.0), ``StrictBool`` and ``Integer``.
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: a JSON integer: 3.0 reads as 3, as JSON Schema's ``integer`` allows (``StrictInt`` would not).
+#: Bounds go before the validator, ``Annotated[int, Field(ge=1), BeforeValidator(...)]``, or
+#: the JSON schema loses them.
+Integer = Annotated[int, BeforeValidator(_json_number)]
+
+# Shops send catalog ids as strings or integers; both name the same item ("42" == 42, and
+# 42.0, which JSON Schema counts as an integer). The int64 bounds are powers of two, exact
+# as the floats FastAPI's document model holds them in (``app.api.spec``).
+ItemId = Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_json_number)] | Identifier
+
+# A time in a request: an RFC 3339 date-time with its offset, or Unix time as a number. Pydantic
+# alone would also take a date without a time, a time without an offset (whose zone only the
+# client knows), a number written as text and a negative number; the spec says these two forms.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date
+    r"[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"  # the time
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"  # the offset
+)
+#: numbers above this are Unix milliseconds (pydantic's rule: seconds would be after 2603)
+UNIX_MS_ABOVE = 2e10
+#: the last millisecond of the year 9999, the last a datetime holds
+UNIX_MAX = 253_402_300_799_999
+#: validation context of records the service wrote itself (job records): their times are read
+#: as they were written, also those written before times needed an offset
+STORED = {"stored": True}
+
+
+def _timestamp(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, datetime) or (info.context or {}).get("stored"):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= UNIX_MAX:
+        return value
+    raise PydanticCustomError(
+        "timestamp_type",
+        "Input should be an RFC 3339 date-time with its offset (2026-12-01T10:00:00Z) or Unix "
+        "time as a number",
+    )
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "number", "minimum": 0, "maximum": UNIX_MAX},
+            ],
+            "description": "an RFC 3339 date-time with its offset, or Unix time: seconds, "
+            f"or milliseconds above {UNIX_MS_ABOVE:,.0f}",
+        }
+    ),
+]
 
 
 class Event(BaseModel):
@@ -33,7 +104,7 @@ class Event(BaseModel):
 
     session_id: Identifier
     item_id: ItemId
-    timestamp: datetime | None = Field(None, description="ISO 8601 or Unix seconds; default now")
+    timestamp: Timestamp | None = Field(None, description="when the click happened; default now")
     event_type: EventType = "view"
     event_id: Identifier | None = Field(
         None, description="client id of the event: a repeated id is accepted once"
@@ -88,10 +159,14 @@ class Recommendations(BaseModel):
 class StatelessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ItemId] = Field(description="the visit's clicks, oldest first")
-    n: int = Field(20, ge=1)
-    diversity: float = Field(0.0, ge=0.0, le=10.0, description="lambda of the greedy aggregator")
-    exclude_seen: bool = True
+    items: list[ItemId] = Field(
+        description="the visit's clicks, oldest first; at most max_request_items (413 above)"
+    )
+    n: Integer = Field(20, ge=1, description="at most max_n (422 above)")
+    diversity: StrictFloat = Field(
+        0.0, ge=0.0, le=10.0, description="lambda of the greedy aggregator"
+    )
+    exclude_seen: StrictBool = True
 
 
 class SessionView(BaseModel):
@@ -127,9 +202,13 @@ class RetrainRequest(BaseModel):
     model: RetrainableKind = Field(  # type: ignore[valid-type]
         "gru4rec", description="model kind to train (the retrainable kinds of models.registry)"
     )
-    params: Annotated[dict[str, Any] | None, AfterValidator(check_params)] = Field(
+    params: (
+        Annotated[
+            dict[str, Any], AfterValidator(check_params), WithJsonSchema(params_json_schema())
+        ]
+        | None
+    ) = Field(
         None,
-        max_length=MAX_KEYS,
         description="hyperparameters over the defaults, e.g. {'n_epochs': 5}: numbers, booleans, "
         "short texts or short lists of them, within bounds (app.jobs.params: n_epochs <= 100, "
         "layers of at most 1024 units, ...)",
@@ -141,14 +220,14 @@ class RetrainRequest(BaseModel):
         description="a registered dataset (by name, never a file) trained on together with "
         "the event log (same item ids)",
     )
-    since: datetime | None = Field(None, description="use only logged events from this time on")
-    gate_ratio: float | None = Field(
+    since: Timestamp | None = Field(None, description="use only logged events from this time on")
+    gate_ratio: StrictFloat | None = Field(
         None, ge=0, description="override of the quality gate (Recall@20 >= ratio x active)"
     )
-    holdout_fraction: float | None = Field(
+    holdout_fraction: StrictFloat | None = Field(
         None, gt=0, lt=1, description="override: newest share of sessions held out for the gate"
     )
-    min_item_support: int = Field(
+    min_item_support: Integer = Field(
         5, ge=1, description="items clicked fewer times are dropped before training"
     )
 

@@ -11,7 +11,6 @@ operator owns the machine.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -20,7 +19,7 @@ MAX_LIST = 8
 MAX_TEXT = 64
 #: any number, whatever its name (GRU4Rec's ``sample_store`` is ten million by default)
 MAX_NUMBER = 10_000_000
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")  # matched whole (``$`` would allow a newline)
 
 #: the parameters that set how long a run takes or how much memory it needs, with their
 #: bounds (for ``layers``, of each layer); the defaults and the published settings of every
@@ -49,7 +48,7 @@ def _scalar(name: str, value: Any) -> None:
     if isinstance(value, bool):
         return
     if isinstance(value, int | float):
-        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        if not abs(value) <= MAX_NUMBER:  # NaN and infinities too; huge ints never reach float
             raise ValueError(f"params: {name}={value!r} is not a number within ±{MAX_NUMBER:,}")
         return
     if isinstance(value, str):
@@ -59,6 +58,10 @@ def _scalar(name: str, value: Any) -> None:
     raise ValueError(f"params: {name} must be a number, a boolean or a short text")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
     """``params`` when every value is within bounds, else ``ValueError`` naming the first."""
     if params is None:
@@ -66,7 +69,7 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
     if len(params) > MAX_KEYS:
         raise ValueError(f"params: {len(params)} names; at most {MAX_KEYS}")
     for name, value in params.items():
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"params: {name!r} is not a parameter name")
         values = value if isinstance(value, list) else [value]
         if len(values) > MAX_LIST:
@@ -75,6 +78,32 @@ def check_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
             _scalar(name, v)
         if name in CAPS:
             low, high = CAPS[name]
-            if not all(isinstance(v, int | float) and low <= v <= high for v in values):
+            if not all(_is_number(v) and low <= v <= high for v in values):
                 raise ValueError(f"params: {name} must be between {low} and {high:,}")
     return params
+
+
+def params_json_schema() -> dict[str, Any]:
+    """The rules of ``check_params`` as JSON Schema, for the API spec: what it says is exactly
+    what a retrain request may carry."""
+    scalar = {
+        "anyOf": [
+            {"type": "boolean"},
+            {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER},
+            {"type": "string", "maxLength": MAX_TEXT},
+        ]
+    }
+
+    def one_or_list(value: dict[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [value, {"type": "array", "maxItems": MAX_LIST, "items": value}]}
+
+    return {
+        "type": "object",
+        "maxProperties": MAX_KEYS,
+        "propertyNames": {"pattern": f"^{_NAME.pattern}$"},
+        "properties": {
+            name: one_or_list({"type": "number", "minimum": low, "maximum": high})
+            for name, (low, high) in CAPS.items()
+        },
+        "additionalProperties": one_or_list(scalar),
+    }

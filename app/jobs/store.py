@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import redis
 
 from app.redis_client import sync_client
-from app.schemas import FINISHED, JobRecord, RetrainRequest
+from app.schemas import FINISHED, STORED, JobRecord, RetrainRequest
 from app.settings import Settings
 
 
@@ -152,7 +152,7 @@ class RedisJobStore(_RewriteOnUpdate):
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.get(self._key(job_id))
-        return None if raw is None else JobRecord.model_validate_json(raw)
+        return None if raw is None else JobRecord.model_validate_json(raw, context=STORED)
 
     def _write(self, record: JobRecord) -> None:
         self.client.set(self._key(record.job_id), record.model_dump_json(), ex=self.keep)
@@ -233,7 +233,7 @@ class FileJobStore(_RewriteOnUpdate):
 
     def get(self, job_id: str) -> JobRecord | None:
         try:
-            return JobRecord.model_validate_json(self._path(job_id).read_text())
+            return JobRecord.model_validate_json(self._path(job_id).read_text(), context=STORED)
         except (KeyError, FileNotFoundError):
             return None
 
@@ -246,7 +246,7 @@ class FileJobStore(_RewriteOnUpdate):
         records = []
         for path in self.directory.glob("*.json"):
             try:
-                records.append(JobRecord.model_validate_json(path.read_text()))
+                records.append(JobRecord.model_validate_json(path.read_text(), context=STORED))
             except FileNotFoundError:
                 continue
         return sorted(records, key=lambda r: r.created, reverse=True)

@@ -180,6 +180,7 @@ def _metric(client: httpx.Client, name: str, label: str = "") -> float:
         b'{"session_id": "s", "item_id": "42", "event_type": "cart", "event_id": "e1"}',
         b'{"session_id": "s", "item_id": 1, "timestamp": 1700000000.5}',
         b'{"session_id": "s", "item_id": 1, "timestamp": "2026-11-23T10:00:00Z"}',
+        b'{"session_id": "s", "item_id": 4.0}',
     ],
 )
 def test_valid_events_are_read(body: bytes) -> None:
@@ -196,7 +197,8 @@ def test_valid_events_are_read(body: bytes) -> None:
         b'"s"',
         b"\xff\xfe",
         b'{"session_id": "s"}',  # no item
-        b'{"session_id": "s", "item_id": 4.0}',  # a float is no item id
+        b'{"session_id": "s", "item_id": 4.5}',  # a fraction is no item id (4.0 is item 4)
+        b'{"session_id": "s", "item_id": 1, "timestamp": "2026-11-23T10:00:00"}',  # no offset
         b'{"session_id": "s", "item_id": 1, "extra": 1}',
         b'{"session_id": "a\\u0001b", "item_id": 1}',  # a control character
         b'{"session_id": "s", "item_id": 1, "event_type": "like"}',
@@ -296,8 +298,12 @@ _EVENT = st.fixed_dictionaries(
     {},
     optional={
         "session_id": _TEXT,
-        "item_id": st.one_of(_TEXT, st.sampled_from([item_id(1), str(item_id(2)), -1, 2**63])),
-        "timestamp": st.sampled_from([0, 1.7e9, "2026-11-23T10:00:00", "yesterday", None, -1e20]),
+        "item_id": st.one_of(
+            _TEXT, st.sampled_from([item_id(1), str(item_id(2)), float(item_id(3)), -1, 2**63])
+        ),
+        "timestamp": st.sampled_from(
+            [0, 1.7e9, "2026-11-23T10:00:00Z", "2026-11-23T10:00:00", "yesterday", None, -1e20]
+        ),
         "event_type": st.sampled_from(["view", "cart", "purchase", "VIEW", None, 1]),
         "event_id": _TEXT,
         "extra": st.just(1),

@@ -6,15 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import jsonschema_rs  # comes with schemathesis (the dev extra)
 import pytest
 
-from app.jobs.params import CAPS
+from app.jobs.params import CAPS, params_json_schema
 from app.schemas import RetrainRequest
 from app.settings import Settings
 from tests.app.support import LiveServer, write_tiny_checkpoint
 from training.retrain.holdout import dataset_events
 
 AUTH = {"Authorization": "Bearer test-admin-token"}
+#: the rules as the API spec states them
+_PARAMS_SCHEMA = jsonschema_rs.validator_for(params_json_schema())
 FILES = ["events:/etc/passwd", "parquet:../../secret.parquet", "/etc/passwd", "../data", "a/b"]
 
 
@@ -52,11 +55,18 @@ def test_the_trainer_refuses_a_file_too(spec: str) -> None:
         {"nested": {"n_epochs": 3}},
         {f"p{i}": 1 for i in range(40)},
         {"bad key!": 1},
+        {"n_epochs\n": 1},  # a name is matched whole
+        {"n_epochs": True},  # a count is a number
+        {"lr": 10**400},  # too large for a float: refused, not a 500
+        {"lr": float("nan")},
+        {"layers": [100, None]},
     ],
 )
 def test_params_out_of_bounds_are_refused(params: dict) -> None:
     with pytest.raises(ValueError, match="params"):
         RetrainRequest(params=params)
+    if not any(isinstance(v, float) and v != v for v in params.values()):  # NaN is no JSON
+        assert not _PARAMS_SCHEMA.is_valid(params), params  # the spec says so too
 
 
 def test_params_within_bounds_are_kept_as_sent() -> None:
@@ -69,6 +79,7 @@ def test_params_within_bounds_are_kept_as_sent() -> None:
         "sample_store": 10_000_000,
     }
     assert RetrainRequest(params=params).params == params
+    assert _PARAMS_SCHEMA.is_valid(params)
     for name, (low, high) in CAPS.items():
         assert RetrainRequest(params={name: [high] if name == "layers" else high}).params
         assert low >= 0
