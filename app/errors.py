@@ -17,6 +17,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from app.jobs.store import RetrainRunning
 from app.overload import Overloaded
@@ -47,6 +50,23 @@ class Forbidden(PermissionError):
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of ``app`` serves at the request's path.
+
+    Why not the framework's answer: a 405 names the methods of the first route whose path
+    matches, and ``GET`` and ``DELETE /v1/sessions/{id}`` are two routes. Each method is
+    asked of the routes themselves, as routing would.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] is Match.FULL for r in app.router.routes)
+    ]
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -92,6 +112,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
         return _problem(401, str(exc), {"WWW-Authenticate": exc.challenge})
+
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: HTTPException) -> JSONResponse:
+        allow = ", ".join(allowed_methods(request.app, request.scope))
+        return _problem(405, "Method Not Allowed", {"Allow": allow})
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:

@@ -31,6 +31,7 @@ from app.api import (
 from app.api.auth import admin_token
 from app.api.fast_path import FastPath
 from app.api.middleware import ServiceMiddleware
+from app.api.spec import install as install_spec
 from app.events.log import FileEventLog
 from app.jobs.queue import JobQueue, LocalJobQueue, RqJobQueue
 from app.jobs.store import job_store
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (events, recommendations, sessions, items, catalog, health, admin, admin_status):
         app.include_router(module.router)
     app.include_router(pages.router)  # the demo page and the dashboard (not in the API spec)
+    install_spec(app, settings)  # the spec says the bounds of these settings
     if settings.fast_path:  # added first: inside ServiceMiddleware, which times it too
         app.add_middleware(FastPath)
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)

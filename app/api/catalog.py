@@ -26,7 +26,10 @@ MAX_LIMIT = 200
 Text = Annotated[str, Query(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
-@router.get("/items", responses={**_ERRORS, 413: {"model": Problem}})
+@router.get(
+    "/items",
+    responses={**_ERRORS, 413: {"model": Problem, "description": "more ids than max_n"}},
+)
 async def list_items(
     service: ServiceDep,
     settings: SettingsDep,

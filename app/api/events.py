@@ -13,7 +13,6 @@ from app.schemas import BatchAck, Event, EventAck, EventBatch, Problem
 router = APIRouter(prefix="/v1/events", tags=["events"], **shop_key.GUARD)
 
 _ERRORS = {
-    413: {"model": Problem, "description": "body or batch too large"},
     503: {
         "model": Problem,
         "description": "event log unreachable, or at a bound (Redis's memory, the stream's "
@@ -36,7 +35,10 @@ async def post_event(event: Event, service: ServiceDep) -> Response:
 
 
 @router.post(
-    "/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAck, responses=_ERRORS
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAck,
+    responses={**_ERRORS, 413: {"model": Problem, "description": "more than max_batch_events"}},
 )
 async def post_events(batch: EventBatch, service: ServiceDep, settings: SettingsDep) -> Response:
     """Up to ``max_batch_events`` events (default 1,000), logged in order in one step."""

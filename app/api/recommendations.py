@@ -18,7 +18,6 @@ SESSION_PATH = "/v1/sessions/{session_id}/recommendations"
 DIVERSITY_MAX = 10.0  # the greedy aggregator's lambda; the fast path keeps to the same limit
 
 _ERRORS = {
-    413: {"model": Problem, "description": "too many items in the request"},
     503: {
         "model": Problem,
         "description": "no model loaded yet, or the scoring threads are busy: retry after "
@@ -46,7 +45,11 @@ async def session_recommendations(
     )
 
 
-@router.post("/v1/recommendations", response_model=Recommendations, responses=_ERRORS)
+@router.post(
+    "/v1/recommendations",
+    response_model=Recommendations,
+    responses={**_ERRORS, 413: {"model": Problem, "description": "more than max_request_items"}},
+)
 async def stateless_recommendations(
     body: StatelessRequest, service: ServiceDep, settings: SettingsDep
 ) -> Response:

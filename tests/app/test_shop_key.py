@@ -77,7 +77,8 @@ def test_the_key_is_off_by_default(tmp_path: Path) -> None:
 
 
 def test_the_spec_declares_the_key_and_its_answers() -> None:
-    spec = create_app(Settings()).openapi()
+    """With a key, every /v1 call needs it (test_openapi.py: without one, none does)."""
+    spec = create_app(Settings(api_key=KEY)).openapi()
     scheme = spec["components"]["securitySchemes"]["ShopApiKey"]
     assert scheme == {
         "type": "apiKey",
