@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test test-slow bench bench-api bench-swap bench-gru4rec bench-cf \
+.PHONY: install serve test test-slow test-faults bench bench-api bench-swap bench-gru4rec bench-cf \
 	bench-multi-interest bench-sasrec-recbole lint format clean
 
 $(STAMP): pyproject.toml
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The fault and conformance suite: the service held to its OpenAPI spec over thousands of
+# generated requests (a new seed each run), and whatever else is marked `faults`.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults
 
 # The pytest benchmarks (marker `bench`): our GRU4Rec step against a sparse baseline, CF against
 # Surprise's fit times. Every benchmark wants an otherwise idle machine (tests/bench/README.md).

@@ -104,14 +104,15 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-#: ``slow`` and ``bench`` runs reproduce papers or time whole epochs: the default
-#: per-test timeout (600 s, there to stop a hung test in the normal run) would cut
-#: them short on a busy machine.
+#: ``slow`` and ``bench`` runs reproduce papers or time whole epochs, ``faults`` runs send
+#: thousands of requests: the default per-test timeout (600 s, there to stop a hung test in
+#: the normal run) would cut them short on a busy machine.
 LONG_RUN_TIMEOUT = 4 * 3600
+LONG_RUN_MARKERS = ("slow", "bench", "faults")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        long_run = item.get_closest_marker("slow") or item.get_closest_marker("bench")
+        long_run = any(item.get_closest_marker(m) for m in LONG_RUN_MARKERS)
         if long_run and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(LONG_RUN_TIMEOUT))
