@@ -7,6 +7,7 @@ checkpoint, so swaps are about the service, not about training.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -120,22 +121,51 @@ def test_a_broken_version_is_refused_and_nothing_changes(settings: Settings) -> 
         assert 'nextitem_model_swaps_total{outcome="failed"} 1.0' in c.get("/metrics").text
         assert current_version(settings.model_dir) == first
         assert srv.registry.active.version == first
-        # and when CURRENT is pointed at it from outside, the watcher keeps the old model
+        # When CURRENT is pointed at it from outside, the watcher tries it and keeps the old
+        # model: the failed load is counted (a dead watcher would count nothing) ...
         set_current(settings.model_dir, broken)
-        time.sleep(0.6)
+        wait_for(lambda: 'swaps_total{outcome="failed"} 2.0' in c.get("/metrics").text)
         assert srv.registry.active.version == first
         assert c.get("/readyz").status_code == 200
+        # ... and the same watcher still takes a good version named next.
+        time.sleep(1.1)
+        good = write_tiny_checkpoint(settings.model_dir, seed=5)  # writes CURRENT
+        wait_for(lambda: srv.registry.active.version == good)
 
 
 def test_every_process_follows_current(settings: Settings) -> None:
-    """A new CURRENT (as the worker writes it) is picked up by the poll, with no request lost."""
+    """A new CURRENT (as the worker writes it) is picked up by the poll, with no request lost:
+    requests keep coming from another thread through the swap, and every one is answered."""
     with LiveServer(settings) as srv, httpx.Client(base_url=srv.url) as c:
         for i in range(3):
             c.post("/v1/events", json={"session_id": "v", "item_id": item_id(i)})
         before = c.get("/v1/sessions/v/recommendations").json()
-        time.sleep(1.1)
-        new = write_tiny_checkpoint(settings.model_dir, seed=3)  # writes CURRENT
-        wait_for(lambda: srv.registry.active.version == new)
+        first = before["model_version"]
+        answers: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            with httpx.Client(base_url=srv.url) as asker:
+                while not stop.is_set():
+                    r = asker.get("/v1/sessions/v/recommendations")
+                    answers.append((r.status_code, r.json().get("model_version")))
+                    time.sleep(0.005)  # the server's threads share this process's interpreter
+
+        asker = threading.Thread(target=keep_asking)
+        asker.start()
+        try:
+            time.sleep(1.1)
+            new = write_tiny_checkpoint(settings.model_dir, seed=3)  # writes CURRENT
+            wait_for(lambda: srv.registry.active.version == new, timeout=30)
+            count = len(answers)
+            wait_for(lambda: len(answers) > count + 20, timeout=30)  # well past the swap
+        finally:
+            stop.set()
+            asker.join()
+        versions = [v for _, v in answers]
+        assert {code for code, _ in answers} == {200}
+        assert first in versions and new in versions
+        assert versions == sorted(versions, key=[first, new].index)  # old, then only new
         after = c.get("/v1/sessions/v/recommendations")
         assert after.status_code == 200 and after.json()["model_version"] == new
         assert after.json()["fallback"] is None
