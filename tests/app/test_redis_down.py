@@ -4,6 +4,7 @@ and the service recovers by itself when Redis is back. Uses its own redis-server
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,3 +85,39 @@ def test_redis_down_then_back(own_redis: OwnRedis, tmp_path: Path) -> None:
         recs = http.get("/v1/sessions/s/recommendations").json()
         assert recs["fallback"] is None
         assert redis.Redis.from_url(own_redis.url).xlen("nextitem:events") == 1
+
+
+def test_a_redis_that_hangs_gets_a_quick_503_and_a_resend_is_logged_once(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Redis stopped (SIGSTOP) longer than the client's timeout, as a stalled fsync or a long
+    command would: ingestion answers 503 within about that timeout instead of hanging,
+    recommendations fall back, and once Redis resumes, the client's resends (same event
+    ids) leave each event in the log exactly once, whatever the stalled calls did."""
+    model_dir = tmp_path / "models"
+    write_tiny_checkpoint(model_dir)
+    settings = Settings(model_dir=model_dir, redis_url=own_redis.url, redis_timeout_seconds=0.3)
+    client = redis.Redis.from_url(own_redis.url)
+    events = [{"session_id": "s", "item_id": item_id(i), "event_id": f"e{i}"} for i in range(4)]
+    with LiveServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=10) as http:
+        assert http.post("/v1/events", json=events[0]).status_code == 202
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            unanswered = []
+            for event in events[1:]:
+                started = time.monotonic()
+                r = http.post("/v1/events", json=event)
+                assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+                assert time.monotonic() - started < 3.0  # the timeout and one retry, not a hang
+                unanswered.append(event)
+            recs = http.get("/v1/sessions/s/recommendations")
+            assert recs.status_code == 200 and recs.json()["fallback"] == "store_unavailable"
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        for event in unanswered:  # the client resends what was not acknowledged
+            assert http.post("/v1/events", json=event).status_code == 202
+        logged = [f[b"event_id"].decode() for _, f in client.xrange("nextitem:events")]
+        assert sorted(logged) == ["e0", "e1", "e2", "e3"]  # none lost, none doubled
+        view = http.get("/v1/sessions/s").json()
+        assert view["n_events"] == 4
