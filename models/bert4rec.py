@@ -232,17 +232,15 @@ class BERT4Rec(WindowedModel):
         out = self.sequence_output(torch.cat([window, mask], dim=1))[:, -1:, :]
         return self.with_bias_column(out)
 
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        """One visit's query in numpy (``encoder_last_numpy``): the service's hot path."""
-        if state.device.type != "cpu" or self.training:
-            return super().interests(state)
+    def numpy_query(self, clicks: np.ndarray) -> np.ndarray | None:
+        """The encoder and the head in numpy (``encoder_last_numpy``), at the mask token
+        appended to the clicks."""
         p = self.numpy_parameters()
-        items = state.detach().numpy().astype(np.int64)
-        items = np.append(items[items >= 0], self.mask_token)
+        items = np.append(clicks, self.mask_token)
         x = encoder_last_numpy(p["embedding.weight"][items + 1], p, "encoder.", self.config, False)
         x = gelu(x @ p["head.weight.T"] + p["head.bias"])
         x = layer_norm(x, p["head_norm.weight"], p["head_norm.bias"], 1e-12)
-        return torch.from_numpy(np.append(x, np.float32(1.0))[None].astype(np.float32))
+        return np.append(x, np.ones((1, 1), x.dtype), axis=1)
 
 
 def cloze_positions(seq: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:

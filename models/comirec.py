@@ -212,29 +212,21 @@ class ComiRecSA(MultiInterestModel):
         interests = torch.einsum("blk,bld->bkd", a, h)
         return interests, torch.ones(interests.shape[:2], dtype=torch.bool, device=h.device)
 
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        """One visit's K interests in numpy: the service's hot path.
-
-        The same attention as ``extract`` over the window's real positions; for
-        one window of at most L items torch spends far longer dispatching its
-        operators than numpy computing them (``numpy_parameters``).
-        """
-        if state.device.type != "cpu":
-            return super().interests(state)
+    def numpy_query(self, clicks: np.ndarray) -> np.ndarray | None:
+        """The same attention as ``extract`` over the window's real positions (the last
+        ``len(clicks)`` of the window), in numpy: the K interests [K, d]."""
         p = self.numpy_parameters()
         emb, position, w1_t, w2_t = (
             p[k] for k in ("embedding.weight", "position", "w1.weight.T", "w2.weight.T")
         )
-        items = state.detach().numpy().astype(np.int64)
-        real = items >= 0
-        h = emb[items[real]]  # [n, d]
-        if not len(h):  # no click yet: all-zero attention, as in extract
-            return torch.zeros(self.n_interests, emb.shape[1])
-        logits = np.tanh((h + position[real]) @ w1_t) @ w2_t  # [n, K]
+        if not len(clicks):  # no click yet: all-zero attention, as in extract
+            return np.zeros((self.n_interests, emb.shape[1]), np.float32)
+        h = emb[clicks]  # [n, d]
+        logits = np.tanh((h + position[len(position) - len(clicks) :]) @ w1_t) @ w2_t  # [n, K]
         logits -= logits.max(axis=0)
         weights = np.exp(logits)
         weights /= weights.sum(axis=0)
-        return torch.from_numpy(np.ascontiguousarray(weights.T @ h))
+        return weights.T @ h
 
 
 class ComiRecDR(MultiInterestModel):

@@ -183,15 +183,10 @@ class ECLSR(WindowedModel):
         """Queries [B, 1, d]: the encoder's output at the last click of each window."""
         return self.sequence_output(self.window(prefix))[:, -1:, :]
 
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        """One visit's query in numpy (``encoder_last_numpy``): the service's hot path."""
-        if state.device.type != "cpu" or self.training:
-            return super().interests(state)
-        items = state.detach().numpy().astype(np.int64)
-        items = items[items >= 0]
-        if not len(items):  # no click yet: what the torch forward gives an empty window
-            return super().interests(state)
+    def numpy_query(self, clicks: np.ndarray) -> np.ndarray | None:
+        """The encoder in numpy (``encoder_last_numpy``); no click yet: the torch forward."""
+        if not len(clicks):
+            return None
         p = self.numpy_parameters()
         stack = self.config.encoder_config()
-        x = encoder_last_numpy(p["embedding.weight"][items + 1], p, "encoder.", stack, True)
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return encoder_last_numpy(p["embedding.weight"][clicks + 1], p, "encoder.", stack, True)

@@ -173,28 +173,19 @@ class SASRec(WindowedModel):
         """Queries [B, 1, d]: the output at the last position of each window."""
         return self.sequence_output(self.window(prefix))[:, -1:, :]
 
-    def interests(self, state: torch.Tensor) -> torch.Tensor:
-        """One visit's query in numpy: the service's hot path (``models.numpy_ops``).
-
-        The blocks of ``sequence_output`` in eval mode over the window's real
-        clicks; the last block computes only the last position's output, the
-        one the query needs. Works on numpy views of the parameters.
-        """
-        if state.device.type != "cpu" or self.training:
-            return super().interests(state)
-        items = state.detach().numpy().astype(np.int64)
-        items = items[items >= 0]
-        if not len(items):  # no click yet: what the torch forward gives an empty window
-            return super().interests(state)
+    def numpy_query(self, clicks: np.ndarray) -> np.ndarray | None:
+        """The blocks of ``sequence_output`` in eval mode over the window's real clicks
+        (``models.numpy_ops``); the last block computes only the last position's output,
+        the one the query needs. No click yet: the torch forward's empty window."""
+        if not len(clicks):
+            return None
         p = self.numpy_parameters()
         cfg = self.config
-        n = len(items)
-        x = p["embedding.weight"][items + 1] * math.sqrt(cfg.dim)
-        x = x + p["positions.weight"][cfg.max_len - n :]
+        x = p["embedding.weight"][clicks + 1] * math.sqrt(cfg.dim)
+        x = x + p["positions.weight"][cfg.max_len - len(clicks) :]
         for b in range(cfg.n_blocks):
             x = self._numpy_block(x, p, f"blocks.{b}.", last_only=b == cfg.n_blocks - 1)
-        x = layer_norm(x[-1:], p["last_norm.weight"], p["last_norm.bias"], 1e-8)
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return layer_norm(x[-1:], p["last_norm.weight"], p["last_norm.bias"], 1e-8)
 
     def _numpy_block(
         self, x: np.ndarray, p: dict[str, np.ndarray], at: str, last_only: bool

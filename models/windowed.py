@@ -73,8 +73,24 @@ class WindowedModel(nn.Module):
         return torch.cat([state[1:], torch.tensor([float(item)])])
 
     def interests(self, state: torch.Tensor) -> torch.Tensor:
+        """The visit's query: ``numpy_query`` on the CPU in eval mode, else the torch forward.
+
+        For one window of at most L items torch spends far longer dispatching its
+        operators than numpy computing them: this is the service's hot path.
+        """
+        if state.device.type == "cpu" and not self.training:
+            items = state.detach().numpy().astype(np.int64)
+            query = self.numpy_query(items[items >= 0])
+            if query is not None:
+                return torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
         with torch.no_grad():
             return self.encode(state[None].long())[0]
+
+    def numpy_query(self, clicks: np.ndarray) -> np.ndarray | None:
+        """The query [K, d] of a visit's clicks (item rows, oldest first) in numpy, equal to
+        ``encode``'s (the contract suite holds them equal); None where only the torch
+        forward answers. Works on ``numpy_parameters``."""
+        return None
 
     def numpy_parameters(self) -> dict[str, np.ndarray]:
         """The parameters as numpy views, and of every linear map's weight a ``transposed``

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models.bert4rec import BERT4Rec, BERT4RecConfig
+from tests.models.numpy_query import assert_numpy_query_is_the_torch_forward, perturbed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,15 +78,4 @@ def test_a_bad_config_says_what_is_wrong() -> None:
 
 @pytest.mark.parametrize("n_blocks", [0, 1, 3])
 def test_the_numpy_query_is_the_torch_forward(n_blocks: int) -> None:
-    model = _model(n_blocks=n_blocks)
-    with torch.no_grad():
-        for p in model.parameters():  # biases and norms off their initial 0 and 1
-            p.add_(0.1 * torch.randn_like(p))
-    for clicks in ([], [3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
-        state = model.init_state()
-        for item in clicks:
-            state = model.step(state, item)
-        fast = model.interests(state)
-        with torch.no_grad():
-            slow = model.encode(state[None].long())[0]
-        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    assert_numpy_query_is_the_torch_forward(perturbed(_model(n_blocks=n_blocks)))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models.ecl_sr import ECLSR, ECLSRConfig
+from tests.models.numpy_query import assert_numpy_query_is_the_torch_forward, perturbed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -85,21 +86,10 @@ def test_a_bad_config_says_what_is_wrong() -> None:
 
 @pytest.mark.parametrize("n_blocks", [1, 2])
 def test_the_numpy_query_is_the_torch_forward(n_blocks: int) -> None:
-    model = _model(n_blocks=n_blocks).eval()
-    with torch.no_grad():
-        for p in model.parameters():  # biases and norms off their initial 0 and 1
-            p.add_(0.1 * torch.randn_like(p))
-    for clicks in ([], [3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
-        state = model.init_state()
-        for item in clicks:
-            state = model.step(state, item)
-        fast = model.interests(state)
-        with torch.no_grad():
-            slow = model.encode(state[None].long())[0]
-        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    model = perturbed(_model(n_blocks=n_blocks).eval())
+    state = assert_numpy_query_is_the_torch_forward(model)
     other = _model(n_blocks=n_blocks, seed=5).eval()  # new weights written in place
     model.load_state_dict(other.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(
-            model.interests(state), other.encode(state[None].long())[0], atol=1e-5, rtol=1e-5
-        )
+        expected = other.encode(state[None].long())[0]
+    torch.testing.assert_close(model.interests(state), expected, atol=1e-5, rtol=1e-5)

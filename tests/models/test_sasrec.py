@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models.sasrec import SASRec, SASRecConfig
+from tests.models.numpy_query import assert_numpy_query_is_the_torch_forward, perturbed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -104,17 +105,7 @@ def test_a_window_wider_than_max_len_is_refused() -> None:
 )
 def test_the_numpy_query_is_the_torch_forward(layer_norm: str, n_blocks: int, n_heads: int) -> None:
     model = _model(layer_norm=layer_norm, n_blocks=n_blocks, n_heads=n_heads, max_len=6)
-    with torch.no_grad():
-        for p in model.parameters():  # biases and norms off their initial 0 and 1
-            p.add_(0.1 * torch.randn_like(p))
-    for clicks in ([3], [3, 1, 4], [1, 5, 9, 2, 6, 5, 3]):
-        state = model.init_state()
-        for item in clicks:
-            state = model.step(state, item)
-        fast = model.interests(state)
-        with torch.no_grad():
-            slow = model.encode(state[None].long())[0]
-        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    state = assert_numpy_query_is_the_torch_forward(perturbed(model))
     model.train()  # in training (dropout) the torch forward runs
     assert model.interests(state).shape == (1, 8)
 
