@@ -8,12 +8,15 @@ tests stay fast.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import redis
 import torch
 import uvicorn
 
@@ -110,3 +113,71 @@ def write_comirec_checkpoint(model_dir: Path, n_items: int = N_ITEMS) -> str:
     )
     set_current(model_dir, path.name)
     return path.name
+
+
+class OwnRedis:
+    """A redis-server of the test's own, on a free port: the one to kill, pause, stall, fill
+    or reconfigure (the shared server is never touched). No persistence unless ``options``
+    say otherwise (later options override earlier ones); ``folder`` is its working folder."""
+
+    def __init__(self, folder: Path | None = None, *options: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.options = options
+        self.proc: subprocess.Popen | None = None
+        self.client = redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def start(self) -> OwnRedis:
+        where = ["--dir", str(self.folder)] if self.folder is not None else []
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", *where,
+             "--save", "", "--appendonly", "no", *self.options],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):
+            try:
+                if self.client.ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        self.client.close()
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server hangs, its connections stay open (resume with ``resume``)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stall(self, seconds: float) -> threading.Thread:
+        """Redis does nothing for ``seconds``, from now on (``DEBUG SLEEP``: start it with
+        ``--enable-debug-command yes``); join the thread to see it end."""
+        thread = threading.Thread(
+            target=self.client.execute_command, args=("DEBUG", "SLEEP", str(seconds))
+        )
+        thread.start()
+        probe = redis.Redis.from_url(self.url, socket_timeout=0.05)
+        try:
+            while True:  # until Redis stops answering: the sleep has begun
+                try:
+                    probe.ping()
+                except redis.TimeoutError:
+                    return thread
+                time.sleep(0.01)
+        finally:
+            probe.close()
+
+    def limit(self, room: int) -> None:
+        """Allow ``room`` bytes above what the server uses now (0: no limit)."""
+        used = int(self.client.info("memory")["used_memory"])
+        self.client.config_set("maxmemory", used + room if room else 0)

@@ -17,7 +17,7 @@ import redis
 
 from app.jobs.channel import publish_model
 from app.settings import Settings
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, OwnRedis, item_id, write_tiny_checkpoint
 from training.checkpoint import WEIGHTS, current_version, set_current
 
 TOKEN = "test-admin-token"
@@ -202,10 +202,7 @@ def test_pubsub_announcement_swaps_without_waiting_for_the_poll(
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 def test_admin_with_redis_down(tmp_path: Path) -> None:
     """Jobs need Redis (503, nothing queued); swaps do not: CURRENT is polled all the same."""
-    from tests.app.test_redis_down import OwnRedis
-
-    own = OwnRedis(free_port())
-    own.start()
+    own = OwnRedis().start()
     try:
         first = write_tiny_checkpoint(tmp_path, seed=0)
         time.sleep(1.1)

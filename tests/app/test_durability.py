@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from app.events.log import FileEventLog, LoggedEvent, stream_key
 from app.events.snapshot import redis_snapshot
 from app.sessions.store import OutcomeUnknown, RedisSessionStore, fsync_confirmed
 from app.settings import Settings
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, OwnRedis, item_id, write_tiny_checkpoint
 
 
 def ev(item: str, event_id: str | None = None) -> LoggedEvent:
@@ -203,21 +202,9 @@ def test_always_on_a_redis_without_waitaof_acknowledges_and_says_so_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A server of this test (the shared one is never reconfigured), with the AOF on."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    server = OwnRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "everysec").start()
+    url, client = server.url, server.client
     try:
-        client = redis.Redis.from_url(url)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         version = tuple(int(x) for x in client.info("server")["redis_version"].split(".")[:2])
         if version >= (7, 2):
             pytest.skip("this redis-server has WAITAOF; the fake above covers its answers")
@@ -235,8 +222,7 @@ def test_always_on_a_redis_without_waitaof_acknowledges_and_says_so_once(
         assert len(warned) == 1 and "appendfsync" in warned[0].getMessage()
         assert client.xlen(stream_key("p")) == 3
     finally:
-        proc.kill()
-        proc.wait()
+        server.kill()
 
 
 # ---- the archive ------------------------------------------------------------------------------

@@ -10,91 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from app.events.log import LoggedEvent
 from app.sessions.store import RedisSessionStore
 from app.settings import Settings
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, OwnRedis, item_id, write_tiny_checkpoint
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 
 STREAM = "nextitem:events"
 
 
-class StallingRedis:
-    """A redis-server of this test, on a free port, in its own folder, with DEBUG allowed."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(folder),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--enable-debug-command",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        self.client = redis.Redis.from_url(self.url, socket_timeout=10)
-
-    def wait_up(self) -> None:
-        for _ in range(200):
-            try:
-                if self.client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stall(self, seconds: float) -> threading.Thread:
-        """Redis does nothing for ``seconds``, from now on; join the thread to see it end."""
-        thread = threading.Thread(
-            target=self.client.execute_command, args=("DEBUG", "SLEEP", str(seconds))
-        )
-        thread.start()
-        probe = redis.Redis.from_url(self.url, socket_timeout=0.05)
-        try:
-            while True:  # until Redis stops answering: the sleep has begun
-                try:
-                    probe.ping()
-                except redis.TimeoutError:
-                    return thread
-                time.sleep(0.01)
-        finally:
-            probe.close()
-
-    def kill(self) -> None:
-        self.client.close()
-        self.proc.kill()
-        self.proc.wait()
-
-
 @pytest.fixture
-def slow_redis(tmp_path: Path) -> Iterator[StallingRedis]:
+def slow_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = StallingRedis(folder)
+    server = OwnRedis(folder, "--enable-debug-command", "yes").start()
     try:
-        server.wait_up()
         yield server
     finally:
         server.kill()
@@ -104,7 +42,7 @@ def ev(item: str, event_id: str | None = None) -> LoggedEvent:
     return LoggedEvent("s", item, 1.5, "view", event_id)
 
 
-def test_a_retried_ingest_is_logged_once(slow_redis: StallingRedis) -> None:
+def test_a_retried_ingest_is_logged_once(slow_redis: OwnRedis) -> None:
     """The first try times out (0.5 s) in a 0.8 s stall, the retry answers: one entry, logged."""
     store = RedisSessionStore(slow_redis.url, "nextitem", 60, 50, 60, timeout_seconds=0.5)
 
@@ -124,7 +62,7 @@ def test_a_retried_ingest_is_logged_once(slow_redis: StallingRedis) -> None:
 
 
 def test_a_write_that_may_have_happened_is_not_called_unrecorded(
-    slow_redis: StallingRedis, tmp_path: Path
+    slow_redis: OwnRedis, tmp_path: Path
 ) -> None:
     """Both tries time out in a 1.5 s stall: 503 saying the outcome is unknown, and the event,
     which Redis runs after the stall, is in the log once. A resend with an event_id is
@@ -162,7 +100,7 @@ def test_a_write_that_may_have_happened_is_not_called_unrecorded(
         assert "nothing was recorded" in down.json()["detail"]
 
 
-def settled_xlen(server: StallingRedis, expected: int) -> int:
+def settled_xlen(server: OwnRedis, expected: int) -> int:
     """The stream's length once Redis has run the commands that waited out the stall: at
     least ``expected`` (within 5 s), then a moment more for a second run to show."""
     deadline = time.monotonic() + 5

@@ -4,8 +4,6 @@ and the service recovers by itself when Redis is back. Uses its own redis-server
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,42 +13,14 @@ import pytest
 import redis
 
 from app.settings import Settings
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, OwnRedis, item_id, write_tiny_checkpoint
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 
 
-class OwnRedis:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 @pytest.fixture
 def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis(free_port())
-    server.start()
+    server = OwnRedis().start()
     yield server
     server.kill()
 
@@ -101,8 +71,7 @@ def test_a_redis_that_hangs_gets_a_quick_503_and_a_resend_is_logged_once(
     events = [{"session_id": "s", "item_id": item_id(i), "event_id": f"e{i}"} for i in range(4)]
     with LiveServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=10) as http:
         assert http.post("/v1/events", json=events[0]).status_code == 202
-        assert own_redis.proc is not None
-        own_redis.proc.send_signal(signal.SIGSTOP)
+        own_redis.pause()
         try:
             unanswered = []
             for event in events[1:]:
@@ -114,7 +83,7 @@ def test_a_redis_that_hangs_gets_a_quick_503_and_a_resend_is_logged_once(
             recs = http.get("/v1/sessions/s/recommendations")
             assert recs.status_code == 200 and recs.json()["fallback"] == "store_unavailable"
         finally:
-            own_redis.proc.send_signal(signal.SIGCONT)
+            own_redis.resume()
         for event in unanswered:  # the client resends what was not acknowledged
             assert http.post("/v1/events", json=event).status_code == 202
         logged = [f[b"event_id"].decode() for _, f in client.xrange("nextitem:events")]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from app.events.log import LoggedEvent, stream_key
 from app.events.snapshot import redis_snapshot
 from app.sessions.store import RedisFull, RedisSessionStore, StreamFull
 from app.settings import Settings
-from tests.app.support import LiveServer, free_port, item_id, write_tiny_checkpoint
+from tests.app.support import LiveServer, OwnRedis, item_id, write_tiny_checkpoint
 
 needs_redis_server = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="no redis-server"
@@ -34,55 +32,11 @@ needs_redis_server = pytest.mark.skipif(
 STREAM = "nextitem:events"
 
 
-class TinyRedis:
-    """A redis-server of this test, on a free port, with a memory limit set after start."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(folder),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--maxmemory-policy",
-                "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        self.client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                if self.client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def limit(self, room: int) -> None:
-        """Allow ``room`` bytes above what the server uses now (0: no limit)."""
-        used = int(self.client.info("memory")["used_memory"])
-        self.client.config_set("maxmemory", used + room if room else 0)
-
-    def kill(self) -> None:
-        self.client.close()
-        self.proc.kill()
-        self.proc.wait()
-
-
 @pytest.fixture
-def tiny_redis(tmp_path: Path) -> Iterator[TinyRedis]:
+def tiny_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = TinyRedis(folder)
+    server = OwnRedis(folder, "--maxmemory-policy", "noeviction").start()
     try:
         yield server
     finally:
@@ -98,7 +52,7 @@ def _batch(k: int, size: int = 50) -> list[LoggedEvent]:
 
 
 @needs_redis_server
-def test_redis_at_its_memory_limit_refuses_whole_calls(tiny_redis: TinyRedis) -> None:
+def test_redis_at_its_memory_limit_refuses_whole_calls(tiny_redis: OwnRedis) -> None:
     """Batches go in until Redis is full; the refused one left nothing (no entry, no
     visit, no event id), and once there is room again its resend is logged, not a repeat."""
     tiny_redis.limit(300_000)
@@ -130,7 +84,7 @@ def test_redis_at_its_memory_limit_refuses_whole_calls(tiny_redis: TinyRedis) ->
 @needs_redis_server
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_redis_full_is_a_503_with_retry_after(
-    tiny_redis: TinyRedis, tmp_path: Path, fast_path: bool
+    tiny_redis: OwnRedis, tmp_path: Path, fast_path: bool
 ) -> None:
     model_dir = tmp_path / "models"
     write_tiny_checkpoint(model_dir)
@@ -162,7 +116,7 @@ def test_redis_full_is_a_503_with_retry_after(
 
 @needs_redis_server
 def test_a_redis_that_evicts_or_has_no_limit_is_named_at_start(
-    tiny_redis: TinyRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_redis: OwnRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An eviction policy drops logged events, event ids and visits without a word, and a
     Redis without a memory limit grows until its host kills it: the service says so."""

@@ -77,13 +77,12 @@ def test_a_second_retrain_of_a_kind_waits_for_the_first_embedded(tmp_path: Path)
 def test_a_submission_that_timed_out_makes_one_job_queued_once(tmp_path: Path) -> None:
     """Redis stalls past the client's timeout: the service's retry writes nothing twice, and
     an admin's resend of a submission that failed every try is refused and queues it once."""
-    from tests.app.test_ingest_timeouts import StallingRedis
+    from tests.app.support import OwnRedis
 
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = StallingRedis(folder)
+    server = OwnRedis(folder, "--enable-debug-command", "yes").start()
     try:
-        server.wait_up()
         s = Settings(model_dir=tmp_path, redis_url=server.url, key_prefix="p")
         client = redis.Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
         store, queue = RedisJobStore(client, "p"), RqJobQueue(s, client)
