@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from training.data.sessions import Dataset, Sessions
-from training.evaluation.ranking import RankMetrics, TieMode, target_ranks
+from training.evaluation.ranking import ByRepeat, RankMetrics, TieMode, target_ranks
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,7 @@ def evaluate_next_item(
     and their share (``repeat_share``), as GRU4Rec's session walk reports them.
     """
     metrics = RankMetrics(ks)
-    repeats = torch.from_numpy(task.repeats()) if by_repeat else None
-    groups = {"repeat": RankMetrics(ks), "new": RankMetrics(ks)}
+    split = ByRepeat(task.repeats(), ks) if by_repeat else None
     start = time.perf_counter()
     with (
         torch.inference_mode(),
@@ -125,16 +124,11 @@ def evaluate_next_item(
             scores = scorer.score(batch.items, batch.lengths)
             ranks = target_ranks(scores, batch.targets, ties)
             metrics.add(ranks)
-            if repeats is not None:
-                again = repeats[done : done + len(ranks)]
-                groups["repeat"].add(ranks[again])
-                groups["new"].add(ranks[~again])
+            if split is not None:
+                split.add(ranks, slice(done, done + len(ranks)))
             done += len(ranks)
             bar.update(len(batch.targets))
     result = metrics.result()
-    if repeats is not None:
-        result["repeat_share"] = float(repeats.double().mean())
-        for name, group in groups.items():
-            if group.n:
-                result.update({f"{k}_{name}": v for k, v in group.result().items()})
+    if split is not None:
+        result.update(split.result())
     return result, time.perf_counter() - start

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 
 TieMode = Literal["standard", "conservative", "median"]
@@ -68,4 +69,27 @@ class RankMetrics:
         for k in self.ks:
             out[f"recall@{k}"] = self.hits[k] / self.n
             out[f"mrr@{k}"] = self.rr[k] / self.n
+        return out
+
+
+class ByRepeat:
+    """``RankMetrics`` over the targets clicked earlier in their session (``<metric>_repeat``)
+    and over the rest (``<metric>_new``), and the repeats' share (``repeat_share``): where a
+    model's accuracy comes from (``NextItemTask.repeats``)."""
+
+    def __init__(self, repeats: np.ndarray, ks: tuple[int, ...]) -> None:
+        self.repeats = torch.from_numpy(repeats)
+        self.groups = {"repeat": RankMetrics(ks), "new": RankMetrics(ks)}
+
+    def add(self, ranks: torch.Tensor, rows: torch.Tensor | slice) -> None:
+        """The ranks of the task's predictions ``rows`` (indices or a slice of them)."""
+        again = self.repeats[rows]
+        self.groups["repeat"].add(ranks[again])
+        self.groups["new"].add(ranks[~again])
+
+    def result(self) -> dict[str, float]:
+        out = {"repeat_share": float(self.repeats.double().mean())}
+        for name, group in self.groups.items():
+            if group.n:
+                out.update({f"{k}_{name}": v for k, v in group.result().items()})
         return out

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from models.gru4rec import GRU4Rec
 from training.evaluation import NextItemTask
-from training.evaluation.ranking import RankMetrics, TieMode, target_ranks
+from training.evaluation.ranking import ByRepeat, RankMetrics, TieMode, target_ranks
 
 
 @torch.no_grad()
@@ -60,8 +60,7 @@ def evaluate_sessions(
     items = torch.from_numpy(sess.items.astype(np.int64))
     vectors = model.item_vectors()
     metrics = RankMetrics(ks)
-    repeats = torch.from_numpy(task.repeats()) if by_repeat else None
-    groups = {"repeat": RankMetrics(ks), "new": RankMetrics(ks)}
+    split = ByRepeat(task.repeats(), ks) if by_repeat else None
     order = np.argsort(of_target, kind="stable")
     sorted_sessions = of_target[order]
     with tqdm(
@@ -90,15 +89,10 @@ def evaluate_sessions(
                 scores = queries[s : s + score_batch] @ vectors.T
                 ranks = target_ranks(scores, targets[s : s + score_batch], ties)
                 metrics.add(ranks)
-                if repeats is not None:
-                    again = repeats[torch.from_numpy(picked[s : s + score_batch])]
-                    groups["repeat"].add(ranks[again])
-                    groups["new"].add(ranks[~again])
+                if split is not None:
+                    split.add(ranks, torch.from_numpy(picked[s : s + score_batch]))
             bar.update(len(picked))
     result = metrics.result()
-    if repeats is not None:
-        result["repeat_share"] = float(repeats.double().mean())
-        for name, group in groups.items():
-            if group.n:
-                result.update({f"{k}_{name}": v for k, v in group.result().items()})
+    if split is not None:
+        result.update(split.result())
     return result, time.perf_counter() - start
