@@ -112,29 +112,19 @@ def search_figures(
 
     from app.serving.item_index import ItemIndex, exact_top, recall_at
 
+    def hnsw_index(**form: Any) -> ItemIndex:
+        return ItemIndex(
+            vectors, kind="hnsw", hnsw_m=m, hnsw_ef_construction=efc, hnsw_ef_search=ef,
+            device="cpu", **form,
+        )  # fmt: skip
+
     flat = ItemIndex(vectors, device="cpu")
     t0 = time.perf_counter()
-    hnsw = ItemIndex(
-        vectors,
-        kind="hnsw",
-        hnsw_m=m,
-        hnsw_ef_construction=efc,
-        hnsw_ef_search=ef,
-        device="cpu",
-        probes=probes,
-    )
+    hnsw = hnsw_index(probes=probes)  # as the service builds it
     build = time.perf_counter() - t0
     exact = exact_top(vectors, queries, 20)
     other = next(f for f in ("inner-product", "euclidean-transform") if f != hnsw.metric)
-    other_index = ItemIndex(
-        vectors,
-        kind="hnsw",
-        hnsw_m=m,
-        hnsw_ef_construction=efc,
-        hnsw_ef_search=ef,
-        device="cpu",
-        hnsw_metric=other,  # type: ignore[arg-type]
-    )
+    other_index = hnsw_index(hnsw_metric=other)
     out: dict[str, Any] = {
         "recall@20": recall_at(hnsw.search(queries, 20)[1], exact),
         "hnsw_metric": hnsw.metric,
