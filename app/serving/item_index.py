@@ -72,7 +72,8 @@ class ItemIndex:
         self.metric: str = "inner-product"
         #: recall@20 against exact search on the probes, per HNSW form built
         self.recall: dict[str, float] = {}
-        self._transform: np.ndarray | None = None  # the vectors, with the Euclidean form
+        # with the Euclidean form: the item vectors, a view of the index's own storage
+        self._transform: np.ndarray | None = None
         use_gpu = device == "gpu" or (device == "auto" and gpu_count() > 0)
         self._one_at_a_time: contextlib.AbstractContextManager = (
             threading.Lock() if use_gpu else contextlib.nullcontext()
@@ -140,7 +141,7 @@ class ItemIndex:
             best = metric
         self.metric = best
         if best == "euclidean-transform":
-            self._transform = vectors
+            self._transform = stored_vectors(built[best])[:, : self.dim]
         return built[best]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +179,13 @@ class ItemIndex:
         if self._transform is not None:
             return self._transform[int(row)].copy()
         return self.index.reconstruct(int(row))
+
+
+def stored_vectors(index: faiss.IndexHNSWFlat) -> np.ndarray:
+    """The vectors an HNSW index stores, as a numpy view of its memory (no copy: valid as
+    long as the index lives)."""
+    storage = faiss.downcast_index(index.storage)
+    return faiss.rev_swig_ptr(storage.get_xb(), index.ntotal * index.d).reshape(-1, index.d)
 
 
 def euclidean_items(vectors: np.ndarray) -> np.ndarray:
